@@ -1,0 +1,1 @@
+"""Amazon Mechanical Turk: client, HIT and assignment services, and the fee arithmetic they share."""
