@@ -1,0 +1,1 @@
+"""HTTP routers: thin functions that parse, call one service function and answer."""

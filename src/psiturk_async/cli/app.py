@@ -1,0 +1,97 @@
+"""The Typer app and its local commands. Imports stay light: no database, models or AWS code here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+
+app = typer.Typer(
+    name="psiturk-async",
+    help="Run psiTurk 3 experiments on an async server, and manage them through its admin API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ProjectOption = Annotated[Path, typer.Option("--project", help="The project folder (config.txt, templates/).")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"psiturk-async {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """psiturk-async: psiTurk 3 experiments on one async FastAPI service."""
+
+
+def _settings(project: Path):  # type: ignore[no-untyped-def]
+    from ..settings import SettingsError, load_settings
+
+    try:
+        return load_settings(project)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def serve(
+    project: ProjectOption = Path("."),
+    host: Annotated[str | None, typer.Option(help="Address to listen on [config: host].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [config: port, env PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes [config: threads].")] = None,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not upgrade the database first.")] = False,
+) -> None:
+    """Serve the project in the current folder (or --project) until stopped."""
+    from .. import server
+    from ..startup import StartupError, prepare
+
+    settings = _settings(project)
+    server.configure_logging(settings)
+    try:
+        prepare(settings, migrate=not no_migrate)
+    except StartupError as exc:
+        raise fail(str(exc)) from None
+    server.run(settings, host=host or settings.host, port=settings.port if port is None else port,
+               workers=workers or settings.worker_count)
+
+
+@app.command("setup-example")
+def setup_example(
+    directory: Annotated[Path, typer.Argument(help="Where to write the example project.")] = Path("psiturk-example"),
+) -> None:
+    """Write a complete example experiment into DIRECTORY (default ./psiturk-example)."""
+    from ..project import ProjectExists
+    from ..project import setup_example as write_example
+
+    try:
+        target = write_example(directory)
+    except ProjectExists as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"Example project written to {target}. Start it with: cd {target} && psiturk-async serve")
+
+
+@db_app.command("upgrade")
+def db_upgrade(project: ProjectOption = Path(".")) -> None:
+    """Create or upgrade the database schema (adopts a psiTurk 3 database in place)."""
+    from ..migrate import upgrade
+    from ..settings import redact_url
+
+    settings = _settings(project)
+    upgrade(settings)
+    typer.echo(f"Database {redact_url(settings.database_url)} is up to date.")

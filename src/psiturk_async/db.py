@@ -1,0 +1,71 @@
+"""Engine factory, SQLite tuning, sessions, and the database-level lock for serialised work."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from .settings import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+IMMEDIATE = "psiturk_async_immediate"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An async engine for the configured database: aiosqlite for SQLite, asyncpg for PostgreSQL."""
+    url = settings.async_database_url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Take transactions into our own hands so a write can begin IMMEDIATE (see `begin`).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        # A write that first reads must hold the write lock from the start, or two processes can each read,
+        # then deadlock upgrading; IMMEDIATE makes the second one wait on the busy timeout instead.
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_write(session: AsyncSession, *, lock: str | None = None) -> None:
+    """Start a write transaction; with `lock`, one that no other process holding the same lock overlaps.
+
+    On SQLite every write transaction already excludes every other one (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock serialises the units of work that name the same lock.
+    """
+    connection = await session.connection(execution_options={IMMEDIATE: True})
+    if lock is not None and connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock)})
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock from a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Open a session for one request; the work inside commits explicitly."""
+    async with factory() as session:
+        yield session

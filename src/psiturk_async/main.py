@@ -1,0 +1,78 @@
+"""The application factory. Nothing runs at import: settings, engine and routes are made in create_app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .api import health
+from .db import create_engine, session_factory
+from .errors import install_error_handlers
+from .models import bind_table_names
+from .settings import Settings, load_settings
+
+logger = logging.getLogger("psiturk_async.requests")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    bind_table_names(participants=settings.table_name, hits=settings.hits_table_name,
+                     campaigns=settings.campaigns_table_name)
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.started_at = time.time()
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+class RequestLog:
+    """One log line per request: method, path, status, milliseconds. Never the query string or headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+
+
+def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".") -> FastAPI:
+    """Build the app for one project folder; settings are read here, not at import."""
+    settings = settings or load_settings(project_dir)
+    app = FastAPI(
+        title="psiturk-async",
+        version=__version__,
+        summary="Run psiTurk 3 experiments: participant pages, data saving, an admin API and MTurk.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.add_middleware(RequestLog)
+    return app

@@ -1,0 +1,61 @@
+"""Running the app under uvicorn: logging, the worker factory and TLS."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .settings import Settings, load_settings
+
+PROJECT_ENV = "PSITURK_ASYNC_PROJECT_DIR"
+LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
+
+
+def configure_logging(settings: Settings) -> None:
+    """Console always; the configured log file too. Request lines are INFO whatever `loglevel` says."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.logfile not in {"", "-"}:
+        handlers.append(logging.FileHandler(settings.project_dir / settings.logfile, encoding="utf-8"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(LEVELS[settings.loglevel])
+    logging.getLogger("psiturk_async.requests").setLevel(logging.INFO)
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+
+
+def app_from_environment():  # type: ignore[no-untyped-def]
+    """uvicorn's factory in each worker process: the project folder comes from `serve`."""
+    from .main import create_app
+
+    settings = load_settings(Path(os.environ.get(PROJECT_ENV, ".")))
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def run(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    os.environ[PROJECT_ENV] = str(settings.project_dir)
+    tls = {}
+    if settings.uses_tls:
+        tls = {"ssl_certfile": str(settings.project_dir / settings.certfile),
+               "ssl_keyfile": str(settings.project_dir / settings.keyfile)}
+    uvicorn.run(
+        "psiturk_async.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.server_timeout,
+        **tls,
+    )

@@ -1,0 +1,126 @@
+"""Shared fixtures: every database test runs on a SQLite file and on a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from psiturk_async.main import create_app
+from psiturk_async.migrate import upgrade
+from psiturk_async.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("PSITURK_TEST_POSTGRES_URL", "")
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES_URL, reason="PSITURK_TEST_POSTGRES_URL is not set (CI always sets it)"))]
+
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _admin_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _create_database(name: str) -> None:
+    connection = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(name: str) -> None:
+    connection = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def postgres_url_for(name: str) -> str:
+    base, _, _ = _admin_dsn(POSTGRES_URL).rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file, or a PostgreSQL database made for this test alone."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'participants.db'}"
+        return
+    name = f"psiturk_test_{secrets.token_hex(6)}"
+    asyncio.run(_create_database(name))
+    try:
+        yield postgres_url_for(name)
+    finally:
+        asyncio.run(_drop_database(name))
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """An empty project folder with a config.txt (tests add what they need)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.txt").write_text("[Task Parameters]\nexperiment_code_version = 1.0\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def environ(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A clean environment for load_settings: no ~/.psiturkconfig, the test's database."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"PSITURK_GLOBAL_CONFIG_LOCATION": str(home), "DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def make_settings(project_dir: Path, environ: dict[str, str]) -> Callable[..., Settings]:
+    """Settings for the test project; keyword arguments become PSITURK_<KEY> variables."""
+    def build(**overrides: object) -> Settings:
+        extra = {f"PSITURK_{key.upper()}": str(value) for key, value in overrides.items()}
+        return load_settings(project_dir, environ={**environ, **extra})
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+async def started_app(settings: Settings) -> tuple[FastAPI, object]:
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    return app, lifespan
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app for the test project, database migrated, lifespan running."""
+    application, lifespan = await started_app(settings)
+    try:
+        yield application
+    finally:
+        await lifespan.__aexit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
