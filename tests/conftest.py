@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from psiturk_async.main import create_app
 from psiturk_async.migrate import upgrade
+from psiturk_async.project import setup_example
 from psiturk_async.settings import Settings, load_settings
 
 POSTGRES_URL = os.environ.get("PSITURK_TEST_POSTGRES_URL", "")
@@ -66,11 +67,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
-    """An empty project folder with a config.txt (tests add what they need)."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "config.txt").write_text("[Task Parameters]\nexperiment_code_version = 1.0\n", encoding="utf-8")
-    return folder
+    """A fresh copy of the example project (tests change what they need)."""
+    return setup_example(tmp_path / "project")
 
 
 @pytest.fixture

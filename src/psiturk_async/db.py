@@ -55,6 +55,9 @@ async def begin_write(session: AsyncSession, *, lock: str | None = None) -> None
     On SQLite every write transaction already excludes every other one (BEGIN IMMEDIATE); on PostgreSQL a
     transaction-scoped advisory lock serialises the units of work that name the same lock.
     """
+    if session.in_transaction():
+        # End the read-only transaction a lookup opened, so this one can begin with the write lock held.
+        await session.commit()
     connection = await session.connection(execution_options={IMMEDIATE: True})
     if lock is not None and connection.dialect.name == "postgresql":
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock)})

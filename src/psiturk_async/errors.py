@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .experiment_errors import ExperimentError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,24 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "detail": "; ".join(problems)}, status_code=422)
 
 
+async def _experiment_error(request: Request, exc: Exception) -> HTMLResponse:
+    """The project's error.html with psiTurk's number; a plain page if that template itself fails."""
+    assert isinstance(exc, ExperimentError)
+    settings = request.app.state.settings
+    logger.info("experiment error %s (%d) on %s", exc.name, exc.kind.code, request.url.path)
+    context = {"errornum": exc.kind.code, "errordesc": exc.kind.description,
+               "contact_address": settings.contact_email_on_error, **exc.context}
+    try:
+        return request.app.state.templates.render("error.html", status_code=exc.http_status, **context)
+    except Exception:
+        logger.exception("error.html could not be rendered")
+        body = (f"<!doctype html><title>Error</title><p><b>Error</b>: {exc.kind.code}</p>"
+                f"<p>{html.escape(exc.kind.description)}</p>")
+        return HTMLResponse(body, status_code=exc.http_status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ExperimentError, _experiment_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

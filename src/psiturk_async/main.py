@@ -9,14 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import health
+from .api import experiment, health
 from .db import create_engine, session_factory
 from .errors import install_error_handlers
+from .extensions import load_custom_code
+from .identity import load_participant_key
 from .models import bind_table_names
 from .settings import Settings, load_settings
+from .templates import ProjectTemplates
 
 logger = logging.getLogger("psiturk_async.requests")
 
@@ -24,13 +28,12 @@ logger = logging.getLogger("psiturk_async.requests")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    bind_table_names(participants=settings.table_name, hits=settings.hits_table_name,
-                     campaigns=settings.campaigns_table_name)
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.started_at = time.time()
     try:
+        app.state.participant_key = await load_participant_key(engine)
         yield
     finally:
         await engine.dispose()
@@ -62,9 +65,20 @@ class RequestLog:
             logger.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
 
 
+class ProjectStatic(StaticFiles):
+    """The project's static/ folder, cached briefly as psiTurk did, so edits show up within seconds."""
+
+    def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=10"
+        return response
+
+
 def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".") -> FastAPI:
     """Build the app for one project folder; settings are read here, not at import."""
     settings = settings or load_settings(project_dir)
+    bind_table_names(participants=settings.table_name, hits=settings.hits_table_name,
+                     campaigns=settings.campaigns_table_name)
     app = FastAPI(
         title="psiturk-async",
         version=__version__,
@@ -72,7 +86,18 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.templates = ProjectTemplates(settings.project_dir)
+    app.state.custom = custom = load_custom_code(settings.project_dir)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(experiment.router)
+    if custom.router is not None:
+        app.include_router(custom.router)
+    app.mount("/static", ProjectStatic(directory=settings.project_dir / "static", check_dir=False),
+              name="static")
+    # Last: the catch-all that hands out raw template pages.
+    app.include_router(experiment.raw_pages)
+    if custom.init_app is not None:
+        custom.init_app(app)
     app.add_middleware(RequestLog)
     return app

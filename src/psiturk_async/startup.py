@@ -13,8 +13,23 @@ class StartupError(Exception):
     """The project cannot be served; the message says why in one line."""
 
 
+def check_project(settings: Settings) -> None:
+    """Stop before serving when templates, conditions.json or custom.py cannot work."""
+    from .counterbalance import ConditionsFileError, read_conditions_file
+    from .extensions import CustomCodeError, load_custom_code
+    from .templates import MissingTemplates, ProjectTemplates
+
+    try:
+        ProjectTemplates(settings.project_dir).check()
+        read_conditions_file(settings.project_dir)
+        load_custom_code(settings.project_dir)
+    except (MissingTemplates, ConditionsFileError, CustomCodeError) as exc:
+        raise StartupError(str(exc)) from exc
+
+
 def prepare(settings: Settings, *, migrate: bool) -> None:
-    """Upgrade the database (unless told not to)."""
+    """Check the project, then upgrade the database (unless told not to)."""
+    check_project(settings)
     if migrate:
         from .migrate import upgrade
 

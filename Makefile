@@ -1,0 +1,43 @@
+# The README's two commands: `make serve` and `make test`. Each does its own set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE := psiturk-example
+POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: serve test install install-dev browser lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+
+# Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Chromium from Debian (needs root)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+serve: install
+	@test -d $(EXAMPLE) || $(BIN)/psiturk-async setup-example $(EXAMPLE)
+	@echo "Debug link: http://localhost:22362/ad?assignmentId=debug$$RANDOM&hitId=debug$$RANDOM&workerId=debug$$RANDOM&mode=debug"
+	cd $(EXAMPLE) && ../$(BIN)/psiturk-async serve
+
+test: install-dev browser
+	@if [ -z "$$PSITURK_TEST_POSTGRES_URL" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		echo "PostgreSQL found at 127.0.0.1:5432: the PostgreSQL half of the suite runs too."; fi
+	PSITURK_TEST_POSTGRES_URL=$${PSITURK_TEST_POSTGRES_URL:-$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(POSTGRES_URL))} \
+		AWS_EC2_METADATA_DISABLED=true $(BIN)/python -m pytest
+	node --test client/
+
+lint: install-dev
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) $(EXAMPLE) .pytest_cache
