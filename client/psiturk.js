@@ -579,7 +579,11 @@
       }
       if (!this._env.fetch) return;
       const init = { method: method, body: text, headers: this._headers(type), credentials: 'same-origin', keepalive: true };
-      Promise.resolve().then(() => this._env.fetch(url, init)).catch(noop);
+      try {
+        this._env.fetch(url, init).catch(noop);
+      } catch (err) {
+        // The page is going away; the outbox still holds the data for the next visit.
+      }
     }
 
     _backoff(failures) {
