@@ -90,7 +90,13 @@ def test_bonus_rate_ignores_assignment_count_and_masters() -> None:
 
 @pytest.mark.parametrize(
     ("assignments", "masters", "rate"),
-    [(1, False, D("0.20")), (9, False, D("0.20")), (10, False, D("0.40")), (9, True, D("0.25")), (10, True, D("0.45"))],
+    [
+        (1, False, D("0.20")),
+        (9, False, D("0.20")),
+        (10, False, D("0.40")),
+        (9, True, D("0.25")),
+        (10, True, D("0.45")),
+    ],
 )
 def test_reward_fee_rate(assignments: int, masters: bool, rate: Decimal) -> None:
     assert reward_fee_rate(assignments, masters=masters) == rate
