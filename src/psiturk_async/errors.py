@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .experiment_errors import ExperimentError
@@ -86,7 +87,17 @@ async def _experiment_error(request: Request, exc: Exception) -> HTMLResponse:
         return HTMLResponse(body, status_code=exc.http_status)
 
 
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message can name hosts and users: it goes to the log, not to the client.
+    logger.error("database unavailable: %s", type(exc).__name__)
+    return JSONResponse({"error": "database_unavailable", "detail": "the database cannot be reached; "
+                         "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(InterfaceError, _database_down)
+    app.add_exception_handler(ConnectionError, _database_down)
     app.add_exception_handler(ExperimentError, _experiment_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -13,11 +13,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import experiment, health
+from .api import admin, experiment, health
 from .db import create_engine, session_factory
 from .errors import install_error_handlers
 from .extensions import load_custom_code
-from .identity import load_participant_key
 from .models import bind_table_names
 from .settings import Settings, load_settings
 from .templates import ProjectTemplates
@@ -32,8 +31,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.started_at = time.time()
+    app.state.participant_key = None
     try:
-        app.state.participant_key = await load_participant_key(engine)
         yield
     finally:
         await engine.dispose()
@@ -90,6 +89,7 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     app.state.custom = custom = load_custom_code(settings.project_dir)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.include_router(experiment.router)
     if custom.router is not None:
         app.include_router(custom.router)

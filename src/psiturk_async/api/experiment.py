@@ -16,7 +16,8 @@ from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_condit
 from ..deps import SessionDep, SettingsDep
 from ..errors import ApiError, error_responses
 from ..experiment_errors import ExperimentError
-from ..identity import client_ip, holds_secret, is_https, participant_secret, set_secret_cookie
+from ..identity import (client_ip, holds_secret, is_https, load_participant_key, participant_secret,
+                        set_secret_cookie)
 from ..lifecycle import Move, is_debug
 from ..models import FINISHED, Status, unique_id
 from ..templates import NO_CACHE
@@ -54,12 +55,16 @@ def _templates(request: Request):  # type: ignore[no-untyped-def]
     return request.app.state.templates
 
 
-def _key(request: Request) -> bytes:
-    return request.app.state.participant_key
+async def _key(request: Request) -> bytes:
+    """The participant-secret key, read from the database on first use (the server starts without it)."""
+    state = request.app.state
+    if state.participant_key is None:
+        state.participant_key = await load_participant_key(state.engine)
+    return state.participant_key
 
 
-def _require_secret(request: Request, uid: str) -> None:
-    if not holds_secret(request, _key(request), uid):
+async def _require_secret(request: Request, uid: str) -> None:
+    if not holds_secret(request, await _key(request), uid):
         raise ApiError(403, "forbidden", "this browser does not hold this participant's secret")
 
 
@@ -138,7 +143,7 @@ async def show_ad(request: Request, session: SessionDep, settings: SettingsDep, 
         status = own.status if own else None
         other_assignment = any(row.assignmentid != assignmentId for row in rows)
     if status in (Status.STARTED, Status.QUITEARLY) and not debug:
-        if not (workerId and holds_secret(request, _key(request), unique_id(workerId, assignmentId))):
+        if not (workerId and holds_secret(request, await _key(request), unique_id(workerId, assignmentId))):
             raise ExperimentError("already_started_exp_mturk", **ids)
     elif status == Status.COMPLETED or (status == Status.SUBMITTED and not other_assignment):
         return _templates(request).render("thanks-mturksubmit.html", using_sandbox=mode == "sandbox",
@@ -186,13 +191,13 @@ async def show_experiment(request: Request, session: SessionDep, settings: Setti
         except participants.RepeatWorker:
             raise ExperimentError("already_did_exp_hit", **ids) from None
     elif participant.status in (Status.STARTED, Status.QUITEARLY):
-        if holds_secret(request, _key(request), uid):
+        if holds_secret(request, await _key(request), uid):
             await participants.resume(session, uid)
         elif not debug:
             raise ExperimentError("already_started_exp", **ids)
     elif participant.status in FINISHED and not debug:
         raise ExperimentError("already_did_exp_hit", **ids)
-    secret = participant_secret(_key(request), uid)
+    secret = participant_secret(await _key(request), uid)
     response = _templates(request).render(
         "exp.html", uniqueId=uid, condition=participant.cond, counterbalance=participant.counterbalance,
         adServerLoc="/complete", mode=mode, contact_address=settings.contact_email_on_error,
@@ -245,7 +250,7 @@ async def mark_started(request: Request, session: SessionDep,
     """The participant finished the instructions: ALLOCATED → STARTED."""
     if not uniqueId:
         raise _missing("uniqueId")
-    _require_secret(request, uniqueId)
+    await _require_secret(request, uniqueId)
     await _move(request, session, uniqueId, Status.STARTED)
     return StatusBody(status="success")
 
@@ -256,7 +261,7 @@ async def mark_quitter(request: Request, session: SessionDep,
     """The participant left the page early: → QUITEARLY (not in debug mode)."""
     if not uniqueId:
         raise _missing("uniqueId")
-    _require_secret(request, uniqueId)
+    await _require_secret(request, uniqueId)
     participant = await participants.find(session, uniqueId)
     if participant is None:
         raise ApiError(404, "unknown_participant", f"no participant {uniqueId!r}")
@@ -272,7 +277,7 @@ async def show_complete(request: Request, session: SessionDep, settings: Setting
     if not uniqueId or mode is None:
         raise ExperimentError("improper_inputs")
     worker_id = uniqueId.split(":", 1)[0]
-    if not holds_secret(request, _key(request), uniqueId):
+    if not holds_secret(request, await _key(request), uniqueId):
         raise ExperimentError("not_your_participant", workerId=worker_id)
     verdict, _current = await participants.move(session, uniqueId, Status.COMPLETED)
     if verdict is None:
@@ -289,7 +294,7 @@ async def mark_complete(request: Request, session: SessionDep, uniqueId: Param =
     """→ COMPLETED, for experiments that finish without the /complete page."""
     if not uniqueId:
         raise _missing("uniqueId")
-    _require_secret(request, uniqueId)
+    await _require_secret(request, uniqueId)
     await _move(request, session, uniqueId, Status.COMPLETED)
     return StatusBody(status="success")
 
@@ -306,7 +311,7 @@ async def mark_submitted(request: Request, session: SessionDep, uniqueId: Param 
 @router.get("/sync/{uid}", responses=error_responses(403, 404))
 async def read_data(uid: str, request: Request, session: SessionDep) -> Response:
     """The participant's saved data (their own browser only)."""
-    _require_secret(request, uid)
+    await _require_secret(request, uid)
     text = await participants.read_record(session, uid)
     if text is None:
         raise ApiError(404, "unknown_participant", f"no participant {uid!r}")
@@ -338,7 +343,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 @router.put("/sync/{uid}", response_model=StatusBody, responses=error_responses(400, 403, 404, 409, 413))
 async def save_data(uid: str, request: Request, session: SessionDep, settings: SettingsDep) -> StatusBody:
     """Store the client's whole model as the participant's datastring, unless it would drop stored trials."""
-    _require_secret(request, uid)
+    await _require_secret(request, uid)
     body = await _read_body(request, settings.max_sync_bytes)
     record = _json_object(body)
     try:
@@ -353,7 +358,7 @@ async def save_delta(uid: str, request: Request, session: SessionDep, settings: 
     """Append only what is new since the last acknowledged save; a repeated delta is applied once.
 
     Accepts application/json and text/plain (what navigator.sendBeacon sends)."""
-    _require_secret(request, uid)
+    await _require_secret(request, uid)
     body = await _read_body(request, settings.max_sync_bytes)
     try:
         delta = Delta.model_validate(_json_object(body))
