@@ -7,6 +7,7 @@ module with `from fakes import fixtures; fake_mturk = fixtures.fake_mturk`, or f
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -147,10 +148,9 @@ def isolate_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def fake_mturk(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMTurk]:
-    """A fresh fake MTurk on 127.0.0.1; the test fails at teardown if any request or response broke the model."""
-    isolate_aws_environment(monkeypatch)
+@contextmanager
+def running_fake_mturk() -> Iterator[FakeMTurk]:
+    """Serve a fresh fake MTurk on 127.0.0.1 for the block; raise at its end if any call broke the model."""
     state = FakeMTurkState()
     with BackgroundServer(create_app(state)) as server:
         fake = FakeMTurk(server.url, state)
@@ -160,3 +160,11 @@ def fake_mturk(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMTurk]:
             state.stopping.set()
             fake.close()
     fake.assert_no_problems()
+
+
+@pytest.fixture
+def fake_mturk(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMTurk]:
+    """A fresh fake MTurk on 127.0.0.1; the test fails at teardown if any request or response broke the model."""
+    isolate_aws_environment(monkeypatch)
+    with running_fake_mturk() as fake:
+        yield fake

@@ -381,9 +381,9 @@ def reject_assignment(state: FakeMTurkState, body: Body) -> Body:
 @operation("SendBonus")
 def send_bonus(state: FakeMTurkState, body: Body) -> Body:
     token = body.get("UniqueRequestToken")
-    if (request_id := state.check_token("Bonus", token)) is not None:
+    if (earlier := state.check_token("Bonus", token)) is not None:
         raise invalid(
-            f"A bonus with UniqueRequestToken {token} was already sent (request {request_id}).",
+            f"A bonus with UniqueRequestToken {token} was already sent for assignment {earlier}.",
             "AWS.MechanicalTurk.DuplicateRequest",  # assumed
         )
     amount = _money(body["BonusAmount"], "BonusAmount")
@@ -410,7 +410,7 @@ def send_bonus(state: FakeMTurkState, body: Body) -> Body:
             token=token,
         )
     )
-    state.remember_token("Bonus", token, new_id(36))
+    state.remember_token("Bonus", token, assignment.assignment_id)
     return {}
 
 
