@@ -19,6 +19,8 @@ from psiturk_async.migrate import upgrade
 from psiturk_async.project import setup_example
 from psiturk_async.settings import Settings, load_settings
 
+pytest_plugins = ["fakes.fixtures"]
+
 POSTGRES_URL = os.environ.get("PSITURK_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not POSTGRES_URL, reason="PSITURK_TEST_POSTGRES_URL is not set (CI always sets it)"))]
