@@ -27,9 +27,26 @@ def check_project(settings: Settings) -> None:
         raise StartupError(str(exc)) from exc
 
 
+def prepare_admin_token(settings: Settings) -> None:
+    """Without an admin_token setting, make sure .psiturk/admin_token exists for the API and the CLI."""
+    from .admin_token import ensure_token, token_path
+
+    if settings.admin_token:
+        return
+    path = token_path(settings.project_dir)
+    try:
+        written = ensure_token(settings.project_dir)
+    except OSError as exc:
+        raise StartupError(f"cannot write the admin token to {path} ({exc.strerror}); "
+                           f"set admin_token (PSITURK_ADMIN_TOKEN) instead") from exc
+    if written:
+        logger.info("admin token written to %s; the CLI run in this folder reads it", path)
+
+
 def prepare(settings: Settings, *, migrate: bool) -> None:
-    """Check the project, then upgrade the database (unless told not to)."""
+    """Check the project, make the admin token, then upgrade the database (unless told not to)."""
     check_project(settings)
+    prepare_admin_token(settings)
     if migrate:
         from .migrate import upgrade
 

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from . import remote
+from .client import Connection
 
 app = typer.Typer(
     name="psiturk-async",
@@ -17,6 +19,14 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(remote.config_app, name="config")
+app.add_typer(remote.participants_app, name="participants")
+app.command()(remote.status)
+app.command()(remote.mode)
+app.command()(remote.debug)
+app.command("download-datafiles")(remote.download_datafiles)
+# psiTurk's spellings keep working.
+app.command("download_datafiles", hidden=True)(remote.download_datafiles)
 
 ProjectOption = Annotated[Path, typer.Option("--project", help="The project folder (config.txt, templates/).")]
 
@@ -34,10 +44,27 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar="PSITURK_URL", show_default=False,
+        help="The server's address (default: from host and port of the project in this folder).")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="PSITURK_ADMIN_TOKEN", show_default=False,
+        help="The admin token (default: the admin_token setting, else ./.psiturk/admin_token).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of tables.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """psiturk-async: psiTurk 3 experiments on one async FastAPI service."""
+    """psiturk-async: psiTurk 3 experiments on one async FastAPI service.
+
+    status, mode, config, debug, participants and download-datafiles talk to a running server through its
+    admin API; give --url and --token (or PSITURK_URL and PSITURK_ADMIN_TOKEN) to reach one elsewhere.
+    """
+    connection = ctx.ensure_object(Connection)
+    connection.url = url or connection.url
+    connection.token = token or connection.token
+    connection.json_output = json_output or connection.json_output
+    ctx.call_on_close(connection.close)
 
 
 def _settings(project: Path):  # type: ignore[no-untyped-def]
