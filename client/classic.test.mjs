@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import vm from 'node:vm';
 import * as module from './psiturk.mjs';
-import { FakeClock, FakeServer, FakeStorage, fakeBrowser, fakeFetch, fakeXMLHttpRequest, fixture, settle } from './fakes.mjs';
+import {
+  FakeClock, FakeServer, FakeStorage, fakeBrowser, fakeFetch, fakeXMLHttpRequest, fixture, settle,
+} from './fakes.mjs';
 
 const SOURCE = readFileSync(new URL('./psiturk.js', import.meta.url), 'utf8');
 const SYNC = '/sync/A3FIXTUREWORKER%3A3FIXTUREASSIGNMENTID01';

@@ -48,7 +48,7 @@ export class FakeClock {
 const NETWORK = Symbol('network failure');
 
 /*
- * A participant server: GET/PUT /sync, POST /sync/<id>/delta with positional appends and 409 "gap",
+ * A participant server: GET/PUT /sync, POST /sync/<id>/delta with appends that skip what is held and 409 "gap",
  * /inexp, /quitter, pages and a bonus route. `fail(count, fault, match)` makes the next matching requests
  * answer `fault`: an HTTP status, 'network' (nothing reaches the server), or 'lost-reply' (the server applies
  * the request but the answer never arrives).
@@ -121,9 +121,8 @@ export class FakeServer {
         data_length: stored.data.length, eventdata_length: stored.eventdata.length,
       });
     }
-    // Positional: entries at positions already held are skipped, so a repeated delta is applied once.
-    stored.data.push(...delta.data.slice(stored.data.length - delta.data_from));
-    stored.eventdata.push(...delta.eventdata.slice(stored.eventdata.length - delta.eventdata_from));
+    stored.data = appendNew(stored.data, delta.data_from, delta.data);
+    stored.eventdata = appendNew(stored.eventdata, delta.eventdata_from, delta.eventdata);
     Object.assign(stored.questiondata, delta.questiondata);
     Object.assign(stored, delta.attributes);
     this.stored = stored;
@@ -139,6 +138,18 @@ export class FakeServer {
   puts() {
     return this.requests.filter((r) => r.method === 'PUT').map((r) => ({ ...r, json: JSON.parse(r.body) }));
   }
+}
+
+// As the real server does: an entry equal to one stored at or after its position is already there, so a
+// repeated delta adds nothing, and an entry the server added itself (a "resumed" event) hides nothing.
+function appendNew(stored, from, incoming) {
+  const held = stored.slice(from).map((entry) => JSON.stringify(entry));
+  const kept = incoming.filter((entry) => {
+    const index = held.indexOf(JSON.stringify(entry));
+    if (index !== -1) held.splice(index, 1);
+    return index === -1;
+  });
+  return [...stored, ...kept];
 }
 
 function json(status, value) {

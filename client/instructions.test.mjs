@@ -121,7 +121,9 @@ test('showPage runs the inline scripts of a page, as jQuery did', async () => {
   const h = await startWithPages();
   const { document } = h.browser;
   const replaced = [];
-  const script = { attributes: [{ name: 'type', value: 'text/javascript' }], text: 'go()', replaceWith: (n) => replaced.push(n) };
+  const script = {
+    attributes: [{ name: 'type', value: 'text/javascript' }], text: 'go()', replaceWith: (node) => replaced.push(node),
+  };
   document.body.querySelectorAll = (selector) => (selector === 'script' ? [script] : []);
   h.psiturk.showPage(PAGES[0]);
   assert.equal(replaced.length, 1);

@@ -231,10 +231,22 @@
     }
   }
 
+  // Outbox entries the server already holds from `from` on are dropped, the rest appended. Content decides, as on
+  // the server, not position: the server adds entries of its own (a "resumed" event when a participant returns).
+  function mergeLog(stored, from, pending) {
+    const held = stored.slice(from).map((entry) => JSON.stringify(entry));
+    const merged = stored.slice();
+    for (const entry of pending) {
+      const index = held.indexOf(JSON.stringify(entry));
+      if (index === -1) merged.push(entry);
+      else held.splice(index, 1);
+    }
+    return merged;
+  }
+
   function reapplyOutbox(model, box) {
-    model.data = model.data.concat(box.data.slice(Math.max(0, model.data.length - box.data_from)));
-    model.eventdata = model.eventdata.concat(
-      box.eventdata.slice(Math.max(0, model.eventdata.length - box.eventdata_from)));
+    model.data = mergeLog(model.data, box.data_from, box.data);
+    model.eventdata = mergeLog(model.eventdata, box.eventdata_from, box.eventdata);
     Object.assign(model.questiondata, box.questiondata || {});
     Object.assign(model, box.attributes || {});
   }
@@ -316,7 +328,6 @@
       this._saveChain = Promise.resolve();
       this._persistTimer = null;
       this._resizeTimer = null;
-      this._lastUnloadBody = null;
       this._instructions = null;
       this._completing = null;
       this._note = null;
@@ -384,7 +395,6 @@
         win.addEventListener('resize', () => {
           this._env.clearTimeout(this._resizeTimer);
           this._resizeTimer = this._env.setTimeout(() => {
-            this._resizeTimer = null;
             this._addEvent('window_resize', this._windowSize());
           }, 200);
         });
@@ -392,10 +402,11 @@
         win.addEventListener('focus', () => this._addEvent('focus', 'on'));
         win.addEventListener('pagehide', () => this._flushAtUnload());
       }
-      // Mobile browsers often kill a hidden page without a pagehide; hidden is the last sure moment.
+      // Mobile browsers often kill a hidden page without a pagehide, so hiding saves too. It is an ordinary,
+      // queued save and not a beacon: the page may live on, and a late beacon could undo a newer save's fields.
       if (doc && doc.addEventListener) {
         doc.addEventListener('visibilitychange', () => {
-          if (doc.visibilityState === 'hidden') this._flushAtUnload();
+          if (doc.visibilityState === 'hidden' && this._persistNow()) this._queueSave(this._settings.retries, null);
         });
       }
     }
@@ -554,14 +565,13 @@
       }, this._settings.persistDelay);
     }
 
-    // The page may be going away: keep the outbox, and hand what is pending to the browser to deliver.
+    // The page is going away: keep the outbox for a return, and hand what is pending to the browser to deliver.
+    // The server skips what it already holds, so the beacon racing a save still in flight stores nothing twice.
     _flushAtUnload() {
       const delta = this._persistNow();
       if (!delta) return;
       const full = !this._settings.incremental;
       const text = JSON.stringify(full ? this.taskdata.toJSON() : delta);
-      if (text === this._lastUnloadBody) return; // pagehide usually follows visibilitychange with nothing new
-      this._lastUnloadBody = text;
       if (full) this._sendAtUnload('PUT', this._syncUrl, text, JSON_TYPE);
       else this._sendAtUnload('POST', this._syncUrl + '/delta', text, 'text/plain');
     }
@@ -578,7 +588,9 @@
         }
       }
       if (!this._env.fetch) return;
-      const init = { method: method, body: text, headers: this._headers(type), credentials: 'same-origin', keepalive: true };
+      const init = {
+        method: method, body: text, headers: this._headers(type), credentials: 'same-origin', keepalive: true,
+      };
       try {
         this._env.fetch(url, init).catch(noop);
       } catch (err) {
@@ -617,8 +629,9 @@
           reject(new Error('request timed out'));
         }, this._settings.requestTimeout);
       });
-      const init = { method: method, headers: this._headers(body !== null ? contentType : null), credentials: 'same-origin' };
-      if (body !== null && body !== undefined) init.body = body;
+      const hasBody = body !== null && body !== undefined;
+      const init = { method: method, headers: this._headers(hasBody ? contentType : null), credentials: 'same-origin' };
+      if (hasBody) init.body = body;
       if (controller) init.signal = controller.signal;
       try {
         const response = await Promise.race([env.fetch(url, init), timeout]);
@@ -663,7 +676,9 @@
         if (!isOk(answer)) console.warn('psiturk: POST /inexp failed', answer.status);
       }));
       const win = this._env.window;
-      if (this.mode !== 'debug' && win && win.addEventListener) win.addEventListener('beforeunload', this._onBeforeUnload);
+      if (this.mode !== 'debug' && win && win.addEventListener) {
+        win.addEventListener('beforeunload', this._onBeforeUnload);
+      }
     }
 
     // psiTurk 3 saved and marked the participant as a quitter on leaving; the server lets a return resume.

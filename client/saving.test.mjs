@@ -158,11 +158,10 @@ test('client errors other than a gap are not retried', async () => {
 
 test('a request with no answer times out and is retried', async () => {
   const h = harness();
-  const psiturk = await open(h, { requestTimeout: 5000 });
-  record(psiturk, 'a');
-  const answering = h.options.fetch;
   let hung = 0;
-  psiturk._env.fetch = (url, init) => (url.endsWith('/delta') && hung++ === 0 ? new Promise(() => {}) : answering(url, init));
+  const fetch = (url, init) => (url.endsWith('/delta') && hung++ === 0 ? new Promise(() => {}) : h.fetch(url, init));
+  const psiturk = await open(h, { requestTimeout: 5000, fetch });
+  record(psiturk, 'a');
   const saving = psiturk.saveData();
   await h.clock.advance(4999);
   assert.equal(h.server.stored, null);
@@ -195,6 +194,32 @@ test('unsaved changes in the outbox are re-applied and sent after a reload', asy
   assert.equal(second.getTrialData().at(-1).current_trial, 4);
 });
 
+test('an event the server added on the return does not hide an unsent one from the outbox', async () => {
+  const h = harness();
+  const first = await open(h, { retries: 0 });
+  record(first, 'a');
+  await first.saveData();
+  await h.clock.advance(500);
+  h.browser.window.dispatch('blur');
+  record(first, 'b');
+  h.server.fail(1, 'network', isDelta);
+  await assert.rejects(first.saveData());
+  // Coming back through /exp, the server records the return in the stored events.
+  const resumed = { eventtype: 'resumed', value: 'STARTED', timestamp: h.clock.now() + 1000, interval: 1500 };
+  h.server.stored.eventdata.push(resumed);
+  await h.clock.advance(2000);
+
+  const second = await reload(h).opening;
+  await h.clock.advance(0);
+  const kinds = second.getEventData().map((e) => [e.eventtype, e.value]);
+  assert.deepEqual(kinds, [
+    ['initialized', null], ['window_resize', [1280, 800]], ['resumed', 'STARTED'], ['focus', 'off'],
+    ['initialized', null], ['window_resize', [1280, 800]],
+  ]);
+  assert.deepEqual(h.server.stored.eventdata, second.getEventData());
+  assert.deepEqual(names(h.server.stored.data), ['a', 'b']);
+});
+
 test('rows recorded but never saved are in the outbox within a second', async () => {
   const h = harness();
   const first = await open(h);
@@ -209,15 +234,28 @@ test('rows recorded but never saved are in the outbox within a second', async ()
   assert.deepEqual(names(h.server.stored.data), ['a']);
 });
 
+test('hiding the page starts an ordinary save of what is pending', async () => {
+  const h = harness();
+  const psiturk = await open(h);
+  record(psiturk, 'a');
+  h.browser.document.visibilityState = 'hidden';
+  h.browser.document.dispatch('visibilitychange');
+  assert.deepEqual(names(outbox(h).data), ['a'], 'written at once, before any answer');
+  await h.clock.advance(0);
+  assert.deepEqual(names(h.server.stored.data), ['a']);
+  assert.deepEqual(h.browser.navigator.sentBeacons, []);
+  h.browser.document.dispatch('visibilitychange');
+  await h.clock.advance(0);
+  assert.equal(h.server.deltas().length, 1, 'nothing new, nothing sent');
+});
+
 test('pagehide beacons the pending delta as text/plain, and a reload does not duplicate it', async () => {
   const h = harness();
   const first = await open(h);
   record(first, 'a', 'b');
-  h.browser.document.visibilityState = 'hidden';
-  h.browser.document.dispatch('visibilitychange');
   h.browser.window.dispatch('pagehide');
   const beacons = h.browser.navigator.sentBeacons;
-  assert.equal(beacons.length, 1, 'pagehide after visibilitychange sends nothing new');
+  assert.equal(beacons.length, 1);
   assert.equal(beacons[0].url, '/sync/A3FIXTUREWORKER%3A3FIXTUREASSIGNMENTID01/delta');
   assert.equal(beacons[0].blob.type, 'text/plain');
   assert.deepEqual(names(JSON.parse(await beacons[0].blob.text()).data), ['a', 'b']);

@@ -19,8 +19,11 @@ function fixtureActions() {
   }
   // The first two events come from construction; a resize is recorded 200 ms after the browser reports it.
   for (const event of fixture.eventdata.slice(2)) {
-    if (event.eventtype === 'window_resize') actions.push({ at: event.timestamp - 200, kind: 'resize', size: event.value });
-    else actions.push({ at: event.timestamp, kind: event.value === 'off' ? 'blur' : 'focus' });
+    if (event.eventtype === 'window_resize') {
+      actions.push({ at: event.timestamp - 200, kind: 'resize', size: event.value });
+    } else {
+      actions.push({ at: event.timestamp, kind: event.value === 'off' ? 'blur' : 'focus' });
+    }
   }
   return actions.sort((a, b) => a.at - b.at);
 }
