@@ -24,7 +24,8 @@ def wait_healthy(url: str, process: subprocess.Popen, *, verify: bool | str = Tr
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()}")
+            output = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"server exited with {process.returncode}: {output}")
         try:
             if httpx.get(f"{url}/healthz", verify=verify, timeout=2).status_code == 200:
                 return

@@ -13,6 +13,8 @@ from .settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = "psiturk_async_immediate"
+POOL_SIZE = 5
+POOL_OVERFLOW = 5
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -22,7 +24,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
+    # Small per-process pools: several processes (and hosts) share the server's connection limit, and a burst
+    # waits in the pool's queue rather than failing with "too many clients".
+    return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_timeout=60,
+                               pool_pre_ping=True, pool_recycle=3600)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
