@@ -80,9 +80,12 @@ class ProjectTemplates:
 
     def raw_page(self, path: str) -> Path | None:
         """A file under templates/ to send as it is on disk, or None (absent, server-rendered, or outside)."""
-        if path in SERVER_RENDERED or path.startswith("layouts/") or path.startswith("."):
-            return None
+        folder = self.folder.resolve()
         candidate = (self.folder / path).resolve()
-        if not candidate.is_relative_to(self.folder.resolve()) or not candidate.is_file():
+        if not candidate.is_relative_to(folder) or not candidate.is_file():
+            return None
+        # Judge the file actually reached, so "ad.html/", "x/../ad.html" or "layouts//…" reveal nothing.
+        parts = candidate.relative_to(folder).parts
+        if "/".join(parts) in SERVER_RENDERED or parts[0] == "layouts" or any(p.startswith(".") for p in parts):
             return None
         return candidate

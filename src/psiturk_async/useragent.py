@@ -66,7 +66,8 @@ def preferred_language(accept_language: str | None) -> str:
     best = max(
         ((part.split(";")[0].strip(), _quality(part)) for part in accept_language.split(",") if part.strip()),
         key=lambda item: item[1], default=("", 0.0))
-    return best[0] if best[0] and best[0] != "*" else "UNKNOWN"
+    # Stored in a String(128) column; no real language tag comes near that.
+    return best[0][:128] if best[0] and best[0] != "*" else "UNKNOWN"
 
 
 def _quality(part: str) -> float:

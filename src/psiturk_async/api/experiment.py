@@ -8,22 +8,40 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from .. import participants, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
 from ..deps import SessionDep, SettingsDep
 from ..errors import ApiError, error_responses
 from ..experiment_errors import ExperimentError
-from ..identity import (client_ip, holds_secret, is_https, load_participant_key, participant_secret,
-                        set_secret_cookie)
+from ..identity import (
+    client_ip,
+    holds_secret,
+    is_https,
+    load_participant_key,
+    participant_secret,
+    set_secret_cookie,
+)
 from ..lifecycle import Move, is_debug
 from ..models import FINISHED, Status, unique_id
 from ..templates import NO_CACHE
 
 router = APIRouter(tags=["participant"])
-Param = Annotated[str | None, Query()]
+# psiTurk's id columns are String(128), and PostgreSQL refuses NUL in text.
+MAX_ID_LENGTH = 128
+
+
+def _storable(value: str | None) -> str | None:
+    """An id the database can hold; any other counts as missing, so it gets the route's own error, never a 500."""
+    if value is None or len(value) > MAX_ID_LENGTH or "\x00" in value:
+        return None
+    return value
+
+
+Param = Annotated[str | None, Query(), AfterValidator(_storable)]
+FormParam = Annotated[str | None, Form(), AfterValidator(_storable)]
 JS_TYPE = "text/javascript; charset=utf-8"
 STATIC_CACHE = {"Cache-Control": "public, max-age=10"}
 
@@ -173,8 +191,10 @@ async def show_experiment(request: Request, session: SessionDep, settings: Setti
     ids = {"hitId": hitId, "assignId": assignmentId, "workerId": workerId}
     if not hitId or not assignmentId or not workerId or mode is None:
         raise ExperimentError("hit_assign_worker_id_not_set_in_exp", **ids)
-    debug = is_debug(mode=mode, hit_id=hitId)
     uid = unique_id(workerId, assignmentId)
+    if len(uid) > MAX_ID_LENGTH:
+        raise ExperimentError("hit_assign_worker_id_not_set_in_exp", **ids)
+    debug = is_debug(mode=mode, hit_id=hitId)
     participant = await participants.find(session, uid)
     if participant is None:
         if not settings.allow_repeats and await participants.rows_of_worker(session, workerId):
@@ -246,7 +266,7 @@ async def _move(request: Request, session: SessionDep, uid: str, target: Status)
 
 @router.post("/inexp", response_model=StatusBody, responses=error_responses(400, 403, 404, 409))
 async def mark_started(request: Request, session: SessionDep,
-                       uniqueId: Annotated[str | None, Form()] = None) -> StatusBody:
+                       uniqueId: FormParam = None) -> StatusBody:
     """The participant finished the instructions: ALLOCATED → STARTED."""
     if not uniqueId:
         raise _missing("uniqueId")
@@ -257,7 +277,7 @@ async def mark_started(request: Request, session: SessionDep,
 
 @router.post("/quitter", response_model=StatusBody, responses=error_responses(400, 403, 404, 409))
 async def mark_quitter(request: Request, session: SessionDep,
-                       uniqueId: Annotated[str | None, Form()] = None) -> StatusBody:
+                       uniqueId: FormParam = None) -> StatusBody:
     """The participant left the page early: → QUITEARLY (not in debug mode)."""
     if not uniqueId:
         raise _missing("uniqueId")
