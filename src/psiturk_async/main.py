@@ -13,11 +13,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import admin, experiment, health
+from .api import admin, experiment, health, mturk
 from .db import create_engine, session_factory
 from .errors import install_error_handlers
 from .extensions import load_custom_code
 from .models import bind_table_names
+from .mturk.client import MTurkClients
 from .settings import Settings, load_settings
 from .templates import ProjectTemplates
 
@@ -32,9 +33,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessions = session_factory(engine)
     app.state.started_at = time.time()
     app.state.participant_key = None
+    app.state.mturk = MTurkClients(settings)  # connects on first use: the server runs without AWS credentials
     try:
         yield
     finally:
+        await app.state.mturk.aclose()
         await engine.dispose()
 
 
@@ -83,6 +86,9 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         version=__version__,
         summary="Run psiTurk 3 experiments: participant pages, data saving, an admin API and MTurk.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry costs more CPU per request than the rest of a save; nothing here
+        # exports traces, so it stays off.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.templates = ProjectTemplates(settings.project_dir)
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(mturk.router)
     app.include_router(experiment.router)
     if custom.router is not None:
         app.include_router(custom.router)
