@@ -45,6 +45,32 @@ async def arrive(http: httpx.AsyncClient, **kwargs: str) -> str:
     return uid_of(params)
 
 
+async def start(http: httpx.AsyncClient, uid: str) -> None:
+    assert (await http.post("/inexp", data={"uniqueId": uid})).status_code == 200
+
+
+async def quit_early(http: httpx.AsyncClient, uid: str) -> None:
+    assert (await http.post("/quitter", data={"uniqueId": uid})).status_code == 200
+
+
+async def complete(http: httpx.AsyncClient, uid: str) -> None:
+    assert (await http.get("/complete", params={"uniqueId": uid, "mode": "live"})).status_code == 200
+
+
+async def submit(http: httpx.AsyncClient, uid: str) -> None:
+    assert (await http.get("/worker_submitted", params={"uniqueId": uid})).status_code == 200
+
+
+STEPS = {"allocated": [], "started": [start], "quit": [start, quit_early], "completed": [complete],
+         "submitted": [complete, submit]}
+
+
+async def reach(http: httpx.AsyncClient, uid: str, where: str) -> None:
+    """Drive a newly allocated participant to `where` (a key of STEPS) through the participant routes."""
+    for step in STEPS[where]:
+        await step(http, uid)
+
+
 @asynccontextmanager
 async def browser(app: FastAPI, *, address: str = "203.0.113.7", base_url: str = "http://testserver",
                   headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.participant_flow import (
+
+from participant_flow import (
     CHROME,
     IPAD_SAFARI,
     arrive,
@@ -21,7 +22,6 @@ from tests.participant_flow import (
     rows,
     running_app,
 )
-
 from psiturk_async.experiment_errors import CATALOGUE
 from psiturk_async.settings import Settings
 

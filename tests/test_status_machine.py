@@ -5,38 +5,26 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.participant_flow import arrive, browser, error_number, fixture_record, ids, row, set_row, stored_record
 
+from participant_flow import (
+    arrive,
+    browser,
+    complete,
+    error_number,
+    fixture_record,
+    ids,
+    quit_early,
+    reach,
+    row,
+    set_row,
+    start,
+    stored_record,
+    submit,
+)
 from psiturk_async.lifecycle import Move, decide
 from psiturk_async.models import Status
 
 S = Status
-
-
-async def start(http: httpx.AsyncClient, uid: str) -> None:
-    assert (await http.post("/inexp", data={"uniqueId": uid})).status_code == 200
-
-
-async def quit_early(http: httpx.AsyncClient, uid: str) -> None:
-    assert (await http.post("/quitter", data={"uniqueId": uid})).status_code == 200
-
-
-async def complete(http: httpx.AsyncClient, uid: str) -> None:
-    assert (await http.get("/complete", params={"uniqueId": uid, "mode": "live"})).status_code == 200
-
-
-async def submit(http: httpx.AsyncClient, uid: str) -> None:
-    assert (await http.get("/worker_submitted", params={"uniqueId": uid})).status_code == 200
-
-
-STEPS = {"allocated": [], "started": [start], "quit": [start, quit_early], "completed": [complete],
-         "submitted": [complete, submit]}
-
-
-async def reach(http: httpx.AsyncClient, uid: str, where: str) -> None:
-    """Drive a newly allocated participant to `where` through the participant routes."""
-    for step in STEPS[where]:
-        await step(http, uid)
 
 
 async def status_of(app: FastAPI, uid: str) -> int:
