@@ -100,11 +100,12 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     app.include_router(experiment.router)
     if custom.router is not None:
         app.include_router(custom.router)
+    if custom.init_app is not None:
+        # Before the catch-all below: routes match in order, so one added after it would never answer.
+        custom.init_app(app)
     app.mount("/static", ProjectStatic(directory=settings.project_dir / "static", check_dir=False),
               name="static")
     # Last: the catch-all that hands out raw template pages.
     app.include_router(experiment.raw_pages)
-    if custom.init_app is not None:
-        custom.init_app(app)
     app.add_middleware(RequestLog)
     return app

@@ -23,7 +23,12 @@ def check_project(settings: Settings) -> None:
         ProjectTemplates(settings.project_dir).check()
         read_conditions_file(settings.project_dir)
         load_custom_code(settings.project_dir)
-    except (MissingTemplates, ConditionsFileError, CustomCodeError) as exc:
+    except CustomCodeError as exc:
+        if exc.__cause__ is not None:
+            # The line in custom.py that failed, and what it called, is what the researcher needs to see.
+            logger.error("custom.py could not be loaded", exc_info=exc.__cause__)
+        raise StartupError(str(exc)) from exc
+    except (MissingTemplates, ConditionsFileError) as exc:
         raise StartupError(str(exc)) from exc
 
 
