@@ -18,6 +18,7 @@ from typing import Annotated, Any, ParamSpec
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
@@ -87,7 +88,7 @@ def show(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
@@ -132,7 +133,7 @@ def status(ctx: typer.Context) -> None:
                          f"{found.codeversion}, {found.mode})"),
     ]))
     if found.by_status:
-        table = Table("status", "participants")
+        table = Table("status", "participants", box=box.SIMPLE_HEAD)
         for name, count in found.by_status.items():
             table.add_row(name, str(count))
         console.print(table)
@@ -170,7 +171,8 @@ def config_print(ctx: typer.Context) -> None:
     if connection.json_output:
         print_json(found.model_dump(mode="json"))
         return
-    table = Table("section", "key", "value", "from")
+    table = Table("section", "key", "value", box=box.SIMPLE_HEAD)
+    table.add_column("from", overflow="fold")
     section = None
     for entry in found.entries:
         table.add_row(entry.section if entry.section != section else "", entry.key, show(entry.value),
@@ -256,7 +258,10 @@ def participants_list(
     if connection.json_output:
         print_json(page.model_dump(mode="json"))
         return
-    table = Table("uniqueid", "status", "cond", "cb", "mode", "codeversion", "beginhit (UTC)", "bonus")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("uniqueid", overflow="fold")
+    for heading in ("status", "cond", "cb", "mode", "version", "beginhit (UTC)", "bonus"):
+        table.add_column(heading, no_wrap=True)
     for item in page.items:
         table.add_row(item.uniqueid, f"{show(item.status)} {item.status_name}", show(item.cond),
                       show(item.counterbalance), show(item.mode), show(item.codeversion), show(item.beginhit),
@@ -294,7 +299,7 @@ def participants_show(
                              ("questions", len(data.get("questiondata") or {}))]))
         questions = data.get("questiondata")
         if isinstance(questions, dict) and questions:
-            table = Table("question", "answer")
+            table = Table("question", "answer", box=box.SIMPLE_HEAD)
             for key, value in questions.items():
                 table.add_row(str(key), show(value))
             console.print(table)
