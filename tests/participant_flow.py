@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +90,13 @@ async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
+
+
+def serve_until_exit(project_dir: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`psiturk-async serve --no-migrate` in the project, for the start-up checks that stop it at once."""
+    return subprocess.run([sys.executable, "-m", "psiturk_async.cli", "serve", "--no-migrate", "--port", "1"],
+                          cwd=project_dir, env={**os.environ, **environ}, capture_output=True, text=True,
+                          timeout=60)
 
 
 def secret_of(http: httpx.AsyncClient, uid: str) -> str | None:

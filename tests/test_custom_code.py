@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from participant_flow import arrive, browser, error_number, fixture_record, row, running_app
+from participant_flow import arrive, browser, error_number, fixture_record, row, running_app, serve_until_exit
 from psiturk_async.extensions import CustomCodeError
 from psiturk_async.main import create_app
 from psiturk_async.settings import Settings
-
-CLI = [sys.executable, "-m", "psiturk_async.cli"]
 
 ROUTER = '''
 from sqlalchemy import func, select
@@ -145,16 +138,11 @@ def test_a_syntax_error_in_custom_py_stops_create_app(settings: Settings) -> Non
     assert isinstance(raised.value.__cause__, SyntaxError)
 
 
-def serve(project_dir: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "serve", "--no-migrate", "--port", "1"], cwd=project_dir,
-                          env={**os.environ, **environ}, capture_output=True, text=True, timeout=60)
-
-
 def test_serve_exits_with_the_traceback_when_custom_py_fails_to_import(settings: Settings,
                                                                        environ: dict[str, str]) -> None:
     write_custom(settings, BROKEN_IMPORT)
 
-    result = serve(settings.project_dir, environ)
+    result = serve_until_exit(settings.project_dir, environ)
 
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr
@@ -176,7 +164,7 @@ def test_a_flask_custom_py_gets_the_one_line_legacy_hint(settings: Settings) -> 
 def test_serve_gives_only_the_hint_for_a_flask_custom_py(settings: Settings, environ: dict[str, str]) -> None:
     write_custom(settings, FLASK_STYLE)
 
-    result = serve(settings.project_dir, environ)
+    result = serve_until_exit(settings.project_dir, environ)
 
     assert result.returncode != 0
     assert "legacy" in result.stderr

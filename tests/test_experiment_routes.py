@@ -21,8 +21,11 @@ from participant_flow import (
     row,
     rows,
     running_app,
+    serve_until_exit,
+    set_row,
 )
 from psiturk_async.experiment_errors import CATALOGUE
+from psiturk_async.models import Status
 from psiturk_async.settings import Settings
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
@@ -534,3 +537,107 @@ async def test_a_nul_character_in_an_id_is_not_a_server_error(client: httpx.Asyn
     # PostgreSQL refuses NUL in text; the id counts as missing instead.
     assert response.status_code < 500
     assert await rows(app) == []
+
+
+AD_FOR_STATUS = [(Status.ALLOCATED, None), (Status.STARTED, 1009), (Status.COMPLETED, "thanks"),
+                 (Status.SUBMITTED, "thanks"), (Status.CREDITED, 1000), (Status.QUITEARLY, 1009),
+                 (Status.BONUSED, 1000)]
+
+
+def ad_outcome(response: httpx.Response) -> int | str | None:
+    """What the ad route showed: an error number, the thank-you page, or the ad itself (None)."""
+    if "externalSubmit" in response.text:
+        return "thanks"
+    return error_number(response)
+
+
+@pytest.mark.parametrize(("status", "shown"), AD_FOR_STATUS)
+async def test_the_ad_follows_psiturks_decision_for_each_status(client: httpx.AsyncClient, app: FastAPI,
+                                                                status: Status, shown: int | str | None) -> None:
+    uid = await arrive(client, mode="sandbox")
+    await set_row(app, uid, status=int(status))
+
+    async with browser(app) as mturk_frame:
+        response = await mturk_frame.get("/ad", params=ids(mode="sandbox"))
+
+    assert ad_outcome(response) == shown
+
+
+@pytest.mark.parametrize(("status", "shown"), [
+    (Status.STARTED, None), (Status.QUITEARLY, None), (Status.CREDITED, None), (Status.COMPLETED, "thanks")])
+@pytest.mark.parametrize("debug_ids", [{"mode": "debug"}, {"hit": "debugH1", "mode": "sandbox"}])
+async def test_in_debug_mode_the_ad_is_shown_whatever_the_status(client: httpx.AsyncClient, app: FastAPI,
+                                                                 status: Status, shown: str | None,
+                                                                 debug_ids: dict[str, str]) -> None:
+    uid = await arrive(client, **debug_ids)
+    await set_row(app, uid, status=int(status))
+
+    async with browser(app) as mturk_frame:
+        response = await mturk_frame.get("/ad", params=ids(**debug_ids))
+
+    assert ad_outcome(response) == shown
+
+
+async def test_in_debug_mode_the_ad_is_shown_to_a_repeat_worker(client: httpx.AsyncClient) -> None:
+    await arrive(client, worker="W1", assignment="A1", mode="debug")
+
+    response = await client.get("/ad", params=ids(worker="W1", assignment="A2", mode="debug"))
+
+    assert response.status_code == 200
+    assert ad_outcome(response) is None
+
+
+async def test_the_thank_you_page_submits_to_the_sandbox_in_sandbox_mode(client: httpx.AsyncClient,
+                                                                         app: FastAPI) -> None:
+    uid = await arrive(client, mode="sandbox")
+    await set_row(app, uid, status=int(Status.COMPLETED))
+
+    response = await client.get("/ad", params=ids(mode="sandbox"))
+
+    assert "https://workersandbox.mturk.com/mturk/externalSubmit" in response.text
+    assert "/worker_submitted?uniqueId=W1:A1" in response.text
+
+
+async def test_an_edited_template_is_rendered_without_a_restart(client: httpx.AsyncClient,
+                                                                settings: Settings) -> None:
+    page = settings.project_dir / "templates" / "consent.html"
+    await client.get("/consent", params=ids())
+    page.write_text(page.read_text(encoding="utf-8").replace("</main>", "<p>Edited consent.</p></main>"),
+                    encoding="utf-8")
+
+    response = await client.get("/consent", params=ids())
+
+    assert "Edited consent." in response.text
+
+
+async def test_an_ad_edited_to_lose_the_mode_marker_shows_error_1020(client: httpx.AsyncClient,
+                                                                     settings: Settings) -> None:
+    page = settings.project_dir / "templates" / "ad.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("workerId={{ workerid }}", "workerId={{workerid}}"),
+                    encoding="utf-8")
+
+    response = await client.get("/ad", params=ids())
+
+    assert error_number(response) == 1020
+
+
+@pytest.mark.parametrize("name", ["closepopup.html", "thanks-mturksubmit.html", "exp.html"])
+def test_a_missing_required_template_stops_serve_with_its_name(settings: Settings, environ: dict[str, str],
+                                                               name: str) -> None:
+    (settings.project_dir / "templates" / name).unlink()
+
+    result = serve_until_exit(settings.project_dir, environ)
+
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
+def test_an_ad_without_the_mode_marker_stops_serve(settings: Settings, environ: dict[str, str]) -> None:
+    page = settings.project_dir / "templates" / "ad.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("workerId={{ workerid }}", "workerId={{workerid}}"),
+                    encoding="utf-8")
+
+    result = serve_until_exit(settings.project_dir, environ)
+
+    assert result.returncode != 0
+    assert "workerId={{ workerid }}" in result.stderr
