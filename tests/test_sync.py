@@ -451,3 +451,17 @@ async def test_a_full_save_after_deltas_must_not_be_shorter(client: httpx.AsyncC
 
     assert response.status_code == 409
     assert (await stored_record(app, uid)) == fixture_record()
+
+
+@pytest.mark.parametrize("where", ["header", "cookie"])
+async def test_a_secret_with_non_ascii_characters_is_refused_not_an_error(client: httpx.AsyncClient, app: FastAPI,
+                                                                          saved: str, where: str) -> None:
+    forged = "é" * 32
+    sent = ({"headers": [(SECRET_HEADER.encode(), forged.encode("latin-1"))]} if where == "header" else
+            {"headers": [(b"Cookie", f"psiturk_secret_{hashlib.sha256(saved.encode()).hexdigest()[:12]}="
+                                      f"{forged}".encode("latin-1"))]})
+
+    async with browser(app) as other:
+        response = await other.get(f"/sync/{saved}", **sent)
+
+    assert response.status_code == 403

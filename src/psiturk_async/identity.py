@@ -49,7 +49,9 @@ def presented_secret(request: Request, unique_id: str) -> str | None:
 
 def holds_secret(request: Request, key: bytes, unique_id: str) -> bool:
     offered = presented_secret(request, unique_id)
-    return offered is not None and hmac.compare_digest(offered, participant_secret(key, unique_id))
+    # Bytes, not str: compare_digest raises on non-ASCII text, and any header value can arrive.
+    expected = participant_secret(key, unique_id)
+    return offered is not None and hmac.compare_digest(offered.encode(), expected.encode())
 
 
 def set_secret_cookie(response: Response, request: Request, *, unique_id: str, secret: str, https: bool) -> None:
