@@ -20,6 +20,7 @@ from .extensions import load_custom_code
 from .models import bind_table_names
 from .mturk.client import MTurkClients
 from .settings import Settings, load_settings
+from .store import ParticipantStore
 from .templates import ProjectTemplates
 
 logger = logging.getLogger("psiturk_async.requests")
@@ -31,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.store = ParticipantStore(engine, settings.table_name)
     app.state.started_at = time.time()
     app.state.participant_key = None
     app.state.mturk = MTurkClients(settings)  # connects on first use: the server runs without AWS credentials

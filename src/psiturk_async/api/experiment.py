@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
-from .. import participants, useragent
+from .. import participants, records, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
 from ..deps import SessionDep, SettingsDep
 from ..errors import ApiError, error_responses
@@ -26,6 +27,7 @@ from ..identity import (
 )
 from ..lifecycle import Move, is_debug
 from ..models import FINISHED, Status, unique_id
+from ..store import ParticipantStore, Refused
 from ..templates import NO_CACHE
 
 router = APIRouter(tags=["participant"])
@@ -44,6 +46,7 @@ Param = Annotated[str | None, Query(), AfterValidator(_storable)]
 FormParam = Annotated[str | None, Form(), AfterValidator(_storable)]
 JS_TYPE = "text/javascript; charset=utf-8"
 STATIC_CACHE = {"Cache-Control": "public, max-age=10"}
+TIMESTAMP_ON = {Status.STARTED: "beginexp", Status.COMPLETED: "endhit"}
 
 
 class StatusBody(BaseModel):
@@ -67,6 +70,10 @@ class Delta(BaseModel):
     eventdata: list[Any] = []
     questiondata: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
+
+
+def _store(request: Request) -> ParticipantStore:
+    return request.app.state.store
 
 
 def _templates(request: Request):  # type: ignore[no-untyped-def]
@@ -212,7 +219,7 @@ async def show_experiment(request: Request, session: SessionDep, settings: Setti
             raise ExperimentError("already_did_exp_hit", **ids) from None
     elif participant.status in (Status.STARTED, Status.QUITEARLY):
         if holds_secret(request, await _key(request), uid):
-            await participants.resume(session, uid)
+            await _store(request).resume(uid, timestamp_ms=int(time.time() * 1000))
         elif not debug:
             raise ExperimentError("already_started_exp", **ids)
     elif participant.status in FINISHED and not debug:
@@ -254,8 +261,8 @@ def _chooser(request: Request, mode: str):  # type: ignore[no-untyped-def]
     return choose
 
 
-async def _move(request: Request, session: SessionDep, uid: str, target: Status) -> Move:
-    verdict, current = await participants.move(session, uid, target)
+async def _move(request: Request, uid: str, target: Status) -> Move:
+    verdict, current = await _store(request).move(uid, target, stamp=TIMESTAMP_ON.get(target))
     if verdict is None:
         raise ApiError(404, "unknown_participant", f"no participant {uid!r}")
     if verdict is Move.ILLEGAL:
@@ -265,41 +272,41 @@ async def _move(request: Request, session: SessionDep, uid: str, target: Status)
 
 
 @router.post("/inexp", response_model=StatusBody, responses=error_responses(400, 403, 404, 409))
-async def mark_started(request: Request, session: SessionDep,
+async def mark_started(request: Request,
                        uniqueId: FormParam = None) -> StatusBody:
     """The participant finished the instructions: ALLOCATED → STARTED."""
     if not uniqueId:
         raise _missing("uniqueId")
     await _require_secret(request, uniqueId)
-    await _move(request, session, uniqueId, Status.STARTED)
+    await _move(request, uniqueId, Status.STARTED)
     return StatusBody(status="success")
 
 
 @router.post("/quitter", response_model=StatusBody, responses=error_responses(400, 403, 404, 409))
-async def mark_quitter(request: Request, session: SessionDep,
+async def mark_quitter(request: Request,
                        uniqueId: FormParam = None) -> StatusBody:
     """The participant left the page early: → QUITEARLY (not in debug mode)."""
     if not uniqueId:
         raise _missing("uniqueId")
     await _require_secret(request, uniqueId)
-    participant = await participants.find(session, uniqueId)
+    participant = await _store(request).read(uniqueId)
     if participant is None:
         raise ApiError(404, "unknown_participant", f"no participant {uniqueId!r}")
     if is_debug(mode=participant.mode, hit_id=participant.hitid):
         return StatusBody(status="didn't mark as quitter since this is debugging")
-    await _move(request, session, uniqueId, Status.QUITEARLY)
+    await _move(request, uniqueId, Status.QUITEARLY)
     return StatusBody(status="marked as quitter")
 
 
 @router.get("/complete", response_class=HTMLResponse, summary="The participant finished: → COMPLETED")
-async def show_complete(request: Request, session: SessionDep, settings: SettingsDep, uniqueId: Param = None,
+async def show_complete(request: Request, settings: SettingsDep, uniqueId: Param = None,
                         mode: Param = None) -> Response:
     if not uniqueId or mode is None:
         raise ExperimentError("improper_inputs")
     worker_id = uniqueId.split(":", 1)[0]
     if not holds_secret(request, await _key(request), uniqueId):
         raise ExperimentError("not_your_participant", workerId=worker_id)
-    verdict, _current = await participants.move(session, uniqueId, Status.COMPLETED)
+    verdict, _current = await _store(request).move(uniqueId, Status.COMPLETED, stamp="endhit")
     if verdict is None:
         raise ExperimentError("error_setting_worker_complete", workerId=worker_id)
     if verdict is Move.ILLEGAL:
@@ -310,31 +317,32 @@ async def show_complete(request: Request, session: SessionDep, settings: Setting
 
 
 @router.get("/worker_complete", response_model=StatusBody, responses=error_responses(400, 403, 404, 409))
-async def mark_complete(request: Request, session: SessionDep, uniqueId: Param = None) -> StatusBody:
+async def mark_complete(request: Request, uniqueId: Param = None) -> StatusBody:
     """→ COMPLETED, for experiments that finish without the /complete page."""
     if not uniqueId:
         raise _missing("uniqueId")
     await _require_secret(request, uniqueId)
-    await _move(request, session, uniqueId, Status.COMPLETED)
+    await _move(request, uniqueId, Status.COMPLETED)
     return StatusBody(status="success")
 
 
 @router.get("/worker_submitted", response_model=StatusBody, responses=error_responses(400, 404, 409))
-async def mark_submitted(request: Request, session: SessionDep, uniqueId: Param = None) -> StatusBody:
+async def mark_submitted(request: Request, uniqueId: Param = None) -> StatusBody:
     """COMPLETED → SUBMITTED, called from the ad inside MTurk's frame, where cookies may not travel."""
     if not uniqueId:
         raise _missing("uniqueId")
-    await _move(request, session, uniqueId, Status.SUBMITTED)
+    await _move(request, uniqueId, Status.SUBMITTED)
     return StatusBody(status="success")
 
 
 @router.get("/sync/{uid}", responses=error_responses(403, 404))
-async def read_data(uid: str, request: Request, session: SessionDep) -> Response:
+async def read_data(uid: str, request: Request) -> Response:
     """The participant's saved data (their own browser only)."""
     await _require_secret(request, uid)
-    text = await participants.read_record(session, uid)
-    if text is None:
+    row = await _store(request).read(uid)
+    if row is None:
         raise ApiError(404, "unknown_participant", f"no participant {uid!r}")
+    text = row.datastring if records.parse_record(row.datastring) is not None else records.dumps(row.record())
     return Response(text, media_type="application/json", headers=NO_CACHE)
 
 
@@ -361,20 +369,20 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 @router.put("/sync/{uid}", response_model=StatusBody, responses=error_responses(400, 403, 404, 409, 413))
-async def save_data(uid: str, request: Request, session: SessionDep, settings: SettingsDep) -> StatusBody:
+async def save_data(uid: str, request: Request, settings: SettingsDep) -> StatusBody:
     """Store the client's whole model as the participant's datastring, unless it would drop stored trials."""
     await _require_secret(request, uid)
     body = await _read_body(request, settings.max_sync_bytes)
     record = _json_object(body)
     try:
-        await participants.save_full(session, uid, record, body.decode())
-    except participants.SaveRefused as refused:
+        await _store(request).save_full(uid, body.decode(), records.list_length(record, "data"))
+    except Refused as refused:
         raise ApiError(refused.status_code, refused.error, refused.detail, **refused.extra) from None
     return StatusBody(status="user data saved")
 
 
 @router.post("/sync/{uid}/delta", response_model=SaveAck, responses=error_responses(400, 403, 404, 409, 413))
-async def save_delta(uid: str, request: Request, session: SessionDep, settings: SettingsDep) -> SaveAck:
+async def save_delta(uid: str, request: Request, settings: SettingsDep) -> SaveAck:
     """Append only what is new since the last acknowledged save; a repeated delta is applied once.
 
     Accepts application/json and text/plain (what navigator.sendBeacon sends)."""
@@ -387,8 +395,8 @@ async def save_delta(uid: str, request: Request, session: SessionDep, settings: 
     if {"data", "eventdata", "questiondata"} & delta.attributes.keys():
         raise ApiError(400, "invalid_delta", "attributes may not hold data, eventdata or questiondata")
     try:
-        data_length, event_length = await participants.save_delta(session, uid, delta.model_dump())
-    except participants.SaveRefused as refused:
+        data_length, event_length = await _store(request).save_delta(uid, delta.model_dump())
+    except Refused as refused:
         raise ApiError(refused.status_code, refused.error, refused.detail, **refused.extra) from None
     return SaveAck(data_length=data_length, eventdata_length=event_length)
 
