@@ -641,3 +641,21 @@ def test_an_ad_without_the_mode_marker_stops_serve(settings: Settings, environ: 
 
     assert result.returncode != 0
     assert "workerId={{ workerid }}" in result.stderr
+
+
+@pytest.mark.parametrize("page", ["/ad", "/consent", "/exp"])
+async def test_a_template_expression_in_a_parameter_is_not_evaluated(client: httpx.AsyncClient,
+                                                                     page: str) -> None:
+    response = await client.get(page, params=ids(worker="{{ 7 * 191 }}{% raw %}"))
+
+    assert response.status_code == 200
+    assert "1337" not in response.text
+    assert "{{ 7 * 191 }}" in response.text
+
+
+@pytest.mark.parametrize("page", ["/ad", "/consent", "/exp"])
+async def test_markup_in_a_parameter_is_escaped(client: httpx.AsyncClient, page: str) -> None:
+    response = await client.get(page, params=ids(worker="<script>alert(1)</script>"))
+
+    assert response.status_code == 200
+    assert "<script>alert(1)</script>" not in response.text
