@@ -3,6 +3,7 @@ take a HIT through the real participant routes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,7 +53,8 @@ async def take_part(app: FastAPI, fake: FakeMTurk, hit_id: str, worker_id: str, 
     uid = f"{worker_id}:{assignment_id}"
     async with browser(app) as http:
         assert (await http.get("/exp", params=ids)).status_code == 200
-        assert (await http.post("/inexp", data={"uniqueId": uid})).status_code == 200
+        started = await http.post("/inexp", data={"uniqueId": uid})
+        assert started.status_code == 200, started.text
         saved = await http.put(f"/sync/{uid}", json={"data": [], "questiondata": {}, "eventdata": []})
         assert saved.status_code == 200, saved.text
         if bonus is not None:
@@ -92,6 +94,16 @@ async def admin(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+async def calls_when_answered(fake: FakeMTurk, operation: str, count: int) -> list[dict[str, Any]]:
+    """The calls of `operation` once `count` have been answered (a delayed answer is logged when sent)."""
+    for _ in range(100):
+        found = fake.calls(operation)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the fake answered {len(found)} {operation} calls, not {count}")
 
 
 def operations(fake: FakeMTurk) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from fakes.fixtures import FakeMTurk
-from mturk_world import api, create_hit, fake_settings, ledger, status_of, take_part
+from mturk_world import api, fake_settings, ledger, status_of, take_part
 from psiturk_async.models import Hit, Status
 from psiturk_async.mturk.fees import assignment_cost, bonus_cost, hit_cost
 from psiturk_async.settings import Settings
@@ -22,7 +22,8 @@ def settings(make_settings: Any, fake_mturk: FakeMTurk) -> Settings:
     return make_settings(**fake_settings(fake_mturk))
 
 
-async def test_hit_from_creation_to_deletion(app: FastAPI, client: httpx.AsyncClient, fake_mturk: FakeMTurk) -> None:
+async def test_hit_from_creation_to_deletion(app: FastAPI, client: httpx.AsyncClient,
+                                             fake_mturk: FakeMTurk) -> None:
     created = await api(client, "POST", "/hits",
                         json={"mode": "sandbox", "assignments": 2, "reward": "1.50", "duration_hours": 0.5})
     hit_id = created["hit_id"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -19,10 +19,12 @@ from ..deps import SessionDep, SettingsDep
 from ..errors import ApiError, error_responses
 from ..mode import read_mode
 from ..mturk import assignments, bonuses, hits
-from ..mturk.client import MTurkClients, MTurkError, MTurkNotConfigured, MTurkUnavailable, Mode
+from ..mturk.client import Mode, MTurkClients, MTurkError, MTurkNotConfigured, MTurkUnavailable
+from ..mturk.ledger import end_read
 from ..mturk.schemas import (
     ActionReport,
     AssignmentList,
+    AssignmentQuery,
     AssignmentSelection,
     Balance,
     BonusRequest,
@@ -32,6 +34,7 @@ from ..mturk.schemas import (
     HitExtend,
     HitExtension,
     HitList,
+    HitQuery,
     HitSelection,
     QualificationList,
     RejectRequest,
@@ -76,7 +79,7 @@ MTurkDep = Annotated[MTurkClients, Depends(get_mturk)]
 
 async def current_mode(session: SessionDep, settings: SettingsDep) -> Mode:
     mode = await read_mode(session, default=settings.launch_in_mode)
-    await session.rollback()
+    await end_read(session)
     return mode
 
 
@@ -97,17 +100,18 @@ async def create_hit(body: HitCreate, session: SessionDep, settings: SettingsDep
 
 
 @router.get("/mturk/hits", response_model=HitList)
-async def list_hits(
-    session: SessionDep, mturk: MTurkDep, mode: CurrentMode,
-    active: Annotated[bool, Query(description="Only HITs that have not expired.")] = False,
-    reviewable: Annotated[bool, Query(description="Only Reviewable or Reviewing HITs.")] = False,
-    all_studies: Annotated[bool, Query(description="Every HIT of the account, not only this study's.")] = False,
-) -> HitList:
-    """HITs of this study in the current mode, as MTurk lists them."""
-    if active and reviewable:
-        raise ApiError(422, "invalid_request", "choose active or reviewable, not both")
-    return await hits.list_hits(session, mturk, mode=mode, active=active, reviewable=reviewable,
-                                all_studies=all_studies, lease=timedelta(seconds=mturk.call_budget_seconds))
+async def list_hits(query: Annotated[HitQuery, Query()], session: SessionDep, mturk: MTurkDep,
+                    mode: CurrentMode) -> HitList:
+    """HITs of this study in the current mode, as MTurk lists them. Changes nothing here."""
+    return await hits.list_hits(session, mturk, mode=mode, query=query)
+
+
+@router.post("/mturk/hits/sync", response_model=HitList)
+async def sync_hits(query: HitQuery, session: SessionDep, mturk: MTurkDep, mode: CurrentMode) -> HitList:
+    """The same listing, and what it shows is recorded: a HIT whose creation had no answer is found (by its
+    RequesterAnnotation), and assignments nobody took before a HIT expired stop counting as spending."""
+    return await hits.list_hits(session, mturk, mode=mode, query=query,
+                                learn_within=timedelta(seconds=mturk.call_budget_seconds))
 
 
 @router.post("/mturk/hits/{hit_id}/extend", response_model=HitExtension)
@@ -129,20 +133,25 @@ async def expire_hits(body: HitSelection, session: SessionDep, settings: Setting
 @router.post("/mturk/hits/delete", response_model=HitActions)
 async def delete_hits(body: HitSelection, session: SessionDep, settings: SettingsDep,
                       mturk: MTurkDep) -> HitActions:
-    """Delete HITs that are Reviewable with every submission reviewed: these ids, or (all) all such of this study."""
+    """Delete HITs that are Reviewable with every submission reviewed: these ids, or (all) all such HITs."""
     mode = await checked_mode(session, settings, body.mode)
     return await hits.delete_hits(session, mturk, mode=mode, selection=body)
 
 
 @router.get("/mturk/assignments", response_model=AssignmentList)
-async def list_assignments(
-    session: SessionDep, mturk: MTurkDep, mode: CurrentMode,
-    status: Annotated[Literal["Submitted", "Approved", "Rejected"] | None, Query()] = None,
-    hit_id: Annotated[str | None, Query(max_length=128, description="That HIT only.")] = None,
-) -> AssignmentList:
-    """Assignments of this study's HITs (or one HIT) from MTurk; local records are brought in step with MTurk
-    (an auto-approved assignment becomes CREDITED and is written to the ledger). Repeating it changes nothing."""
-    return await assignments.list_assignments(session, mturk, mode=mode, status=status, hit_id=hit_id)
+async def list_assignments(query: Annotated[AssignmentQuery, Query()], session: SessionDep, mturk: MTurkDep,
+                           mode: CurrentMode) -> AssignmentList:
+    """Assignments of this study's HITs (or one HIT) as MTurk lists them, with their local records. Changes
+    nothing here."""
+    return await assignments.list_assignments(session, mturk, mode=mode, query=query)
+
+
+@router.post("/mturk/assignments/sync", response_model=AssignmentList)
+async def sync_assignments(query: AssignmentQuery, session: SessionDep, mturk: MTurkDep,
+                           mode: CurrentMode) -> AssignmentList:
+    """The same listing, with local records brought in step with MTurk: an auto-approved assignment becomes
+    CREDITED and is written to the ledger, a rejection made elsewhere is recorded. Repeating it changes nothing."""
+    return await assignments.list_assignments(session, mturk, mode=mode, query=query, sync=True)
 
 
 @router.post("/mturk/assignments/approve", response_model=ActionReport)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import remote
+from . import mturk, remote
 from .client import Connection
 
 app = typer.Typer(
@@ -21,12 +21,17 @@ db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(remote.config_app, name="config")
 app.add_typer(remote.participants_app, name="participants")
+app.add_typer(mturk.hit_app, name="hit")
+app.add_typer(mturk.worker_app, name="worker")
+app.add_typer(mturk.qualifications_app, name="qualifications")
+app.command("amt-balance")(mturk.amt_balance)
 app.command()(remote.status)
 app.command()(remote.mode)
 app.command()(remote.debug)
 app.command("download-datafiles")(remote.download_datafiles)
 # psiTurk's spellings keep working.
 app.command("download_datafiles", hidden=True)(remote.download_datafiles)
+app.command("amt_balance", hidden=True)(mturk.amt_balance)
 
 ProjectOption = Annotated[Path, typer.Option("--project", help="The project folder (config.txt, templates/).")]
 

@@ -92,6 +92,9 @@ class AdminClient:
     def patch(self, path: str, model: type[Model], *, body: dict[str, Any]) -> Model:
         return self._parse(self._send("PATCH", path, json=body), model)
 
+    def post(self, path: str, model: type[Model], *, body: dict[str, Any]) -> Model:
+        return self._parse(self._send("POST", path, json=body), model)
+
     @contextmanager
     def stream(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[httpx.Response]:
         """A streamed GET; the response is checked before the body is read."""

@@ -19,9 +19,18 @@ from ..models import Status
 from ..schemas import status_name
 from ..settings import Settings
 from . import ledger
-from .client import MTurkClients, MTurkError, MTurkUnavailable, Mode
+from .client import Mode, MTurkClients, MTurkError, MTurkUnavailable
 from .fees import Cost, assignment_cost, parse_money
-from .schemas import ActionReport, AssignmentList, AssignmentPublic, AssignmentSelection, ItemResult, RejectRequest
+from .ledger import end_read
+from .schemas import (
+    ActionReport,
+    AssignmentList,
+    AssignmentPublic,
+    AssignmentQuery,
+    AssignmentSelection,
+    ItemResult,
+    RejectRequest,
+)
 from .spec import needs_masters
 from .study import Local, checked_total, participants_of, spending_public, study_hits, submitted_count
 
@@ -82,7 +91,7 @@ async def targets(session: AsyncSession, mturk: MTurkClients, mode: Mode, select
             hits = [(await mturk.call(mode, "get_hit", HITId=selection.hit_id))["HIT"]]
         pairs = await assignments_of_hits(mturk, mode, hits, statuses)
     local = await participants_of(session, [str(a["AssignmentId"]) for a, _ in pairs])
-    await session.rollback()
+    await end_read(session)
     return [Target(a, h, local.get(str(a["AssignmentId"]))) for a, h in pairs], refused
 
 
@@ -124,6 +133,12 @@ async def record(session: AsyncSession, mode: Mode, target: Target, *, kind: str
     await session.commit()
 
 
+async def _unrecorded(session: AsyncSession, assignment_id: str) -> bool:
+    found = await ledger.entries_for(session, [assignment_id], "approve")
+    await end_read(session)
+    return not found
+
+
 async def _settled_status(mturk: MTurkClients, mode: Mode, assignment_id: str) -> str | None:
     try:
         found = await mturk.call(mode, "get_assignment", AssignmentId=assignment_id)
@@ -148,18 +163,19 @@ async def _review(session: AsyncSession, mturk: MTurkClients, mode: Mode, item: 
         item.outcome, item.detail = "already", f"MTurk had already {goal.lower()} it (an earlier answer was lost)"
     except MTurkUnavailable as exc:
         item.outcome = "unknown"
-        item.detail = (f"MTurk did not answer ({exc.reason}); run the command again to settle it: MTurk never "
-                       f"{'rejects' if kind == 'reject' else 'approves'} an assignment twice")
+        item.detail = (f"MTurk did not answer ({exc.reason}); repeat it by assignment id (or run `worker list`) "
+                       f"to settle it: MTurk never {'rejects' if kind == 'reject' else 'approves'} an assignment "
+                       "twice")
         return
     else:
-        item.outcome, item.detail = "sent", f"{goal.lower()} {target.assignment_id}"
+        item.outcome, item.detail = "sent", goal.lower()
     await record(session, mode, target, kind=kind, cost=cost, reason=reason, override=override)
 
 
 async def _report(session: AsyncSession, settings: Settings, mode: Mode, action: str, dry_run: bool,
                   items: list[ItemResult]) -> ActionReport:
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     outcomes = ("planned",) if dry_run else ("sent",)
     return ActionReport(mode=mode, action=action, dry_run=dry_run, total=str(planned_total(items, outcomes)),  # type: ignore[arg-type]
                         items=items, spending=spending_public(settings, mode, spent))
@@ -179,14 +195,22 @@ async def approve(session: AsyncSession, mturk: MTurkClients, *, settings: Setti
         cost = target.cost
         state = target.assignment.get("AssignmentStatus")
         why = None if request.assignment_ids or override else _why_not_local(target.local, mode)
-        if state != wanted:
+        if state == "Approved" and await _unrecorded(session, target.assignment_id):
+            # An approval whose answer was lost (or made elsewhere): record it now.
+            if not request.dry_run:
+                await record(session, mode, target, kind="approve", cost=cost, source="mturk",
+                             note="found approved on MTurk")
+            items.append(item_for(target, cost=cost, outcome="already", detail="already approved on MTurk: "
+                                  "recorded here" + (" when run without --dry-run" if request.dry_run else "")))
+        elif state != wanted:
             items.append(item_for(target, cost=NO_COST, outcome="skipped", detail=f"it is {state} on MTurk"))
         elif why is not None:
             items.append(item_for(target, cost=NO_COST, outcome="skipped",
                                   detail=f"{why}; approve it by assignment id to approve it anyway"))
         else:
             item = item_for(target, cost=cost, outcome="planned", request={
-                "operation": "ApproveAssignment", "AssignmentId": target.assignment_id, "OverrideRejection": override})
+                "operation": "ApproveAssignment", "AssignmentId": target.assignment_id,
+                "OverrideRejection": override})
             items.append(item)
             planned.append((item, target))
     checked_total(request.expect_total, planned_total(items))
@@ -207,7 +231,8 @@ async def reject(session: AsyncSession, mturk: MTurkClients, *, settings: Settin
             items.append(item_for(target, cost=NO_COST, outcome="skipped", detail=f"it is {state} on MTurk"))
             continue
         item = item_for(target, cost=NO_COST, outcome="planned", request={
-            "operation": "RejectAssignment", "AssignmentId": target.assignment_id, "RequesterFeedback": request.reason})
+            "operation": "RejectAssignment", "AssignmentId": target.assignment_id,
+            "RequesterFeedback": request.reason})
         items.append(item)
         planned.append((item, target))
     if not request.dry_run:
@@ -216,27 +241,27 @@ async def reject(session: AsyncSession, mturk: MTurkClients, *, settings: Settin
     return await _report(session, settings, mode, "reject", request.dry_run, items)
 
 
-async def list_assignments(session: AsyncSession, mturk: MTurkClients, *, mode: Mode, status: str | None,
-                           hit_id: str | None) -> AssignmentList:
+async def list_assignments(session: AsyncSession, mturk: MTurkClients, *, mode: Mode, query: AssignmentQuery,
+                           sync: bool = False) -> AssignmentList:
     """Submitted, approved and rejected assignments of this study's HITs (or one HIT), from MTurk.
 
-    Local records follow what MTurk says: an assignment MTurk approved (auto-approval, another tool) makes the
-    participant CREDITED and is written to the ledger; a rejection made elsewhere is recorded too.
+    With `sync`, local records follow what MTurk says: an assignment MTurk approved (auto-approval, another
+    tool) makes the participant CREDITED and is written to the ledger; a rejection made elsewhere is recorded.
     """
-    hits = [(await mturk.call(mode, "get_hit", HITId=hit_id))["HIT"]] if hit_id else await study_hits(
+    hits = [(await mturk.call(mode, "get_hit", HITId=query.hit_id))["HIT"]] if query.hit_id else await study_hits(
         session, mturk, mode)
-    pairs = await assignments_of_hits(mturk, mode, hits, [status] if status else None)
+    pairs = await assignments_of_hits(mturk, mode, hits, [query.status] if query.status else None)
     ids = [str(a["AssignmentId"]) for a, _ in pairs]
     local = await participants_of(session, ids)
     recorded: dict[tuple[str, str], list[Any]] = {}
     for kind in ("approve", "reject", "bonus"):
         for found in await ledger.entries_for(session, ids, kind):
             recorded.setdefault((found.assignment_id, kind), []).append(found)
-    await session.rollback()
+    await end_read(session)
     rows = []
     for assignment, hit in pairs:
         target = Target(assignment, hit, local.get(str(assignment["AssignmentId"])))
-        synced = await _sync(session, mode, target, recorded)
+        synced = await _sync(session, mode, target, recorded) if sync else None
         bonuses = [e for e in recorded.get((target.assignment_id, "bonus"), []) if e.state == "done"]
         rows.append(AssignmentPublic(
             assignment_id=target.assignment_id, worker_id=assignment["WorkerId"], hit_id=assignment["HITId"],

@@ -22,8 +22,9 @@ from ..models import Status, utcnow
 from ..schemas import status_name
 from ..settings import Settings
 from . import ledger
-from .client import MTurkClients, MTurkError, MTurkUnavailable, Mode
+from .client import Mode, MTurkClients, MTurkError, MTurkUnavailable
 from .fees import CENT, bonus_cost, format_money, parse_money
+from .ledger import end_read
 from .models import LedgerEntry
 from .schemas import ActionReport, BonusRequest, ItemResult, PaidBonus
 from .spec import Refused
@@ -47,10 +48,10 @@ async def candidates(session: AsyncSession, mturk: MTurkClients, mode: Mode,
     statuses = [int(Status.CREDITED), int(Status.BONUSED)]
     if not request.assignment_ids:
         found = await participants_where(session, mode=mode, statuses=statuses, hit_id=request.hit_id)
-        await session.rollback()
+        await end_read(session)
         return [Candidate(row.assignment_id, row.worker_id, row.hit_id, row) for row in found], []
     local = await participants_of(session, request.assignment_ids)
-    await session.rollback()
+    await end_read(session)
     chosen, refused = [], []
     for assignment_id in dict.fromkeys(request.assignment_ids):
         row = local.get(assignment_id)
@@ -117,7 +118,7 @@ async def bonus(session: AsyncSession, mturk: MTurkClients, *, settings: Setting
                       "bonus_message under [Shell Parameters]")
     chosen, items = await candidates(session, mturk, mode, request)
     recorded = await ledger.entries_for(session, [c.assignment_id for c in chosen], "bonus")
-    await session.rollback()
+    await end_read(session)
     by_assignment: dict[str, list[LedgerEntry]] = {}
     for found in recorded:
         by_assignment.setdefault(found.assignment_id, []).append(found)
@@ -130,7 +131,8 @@ async def bonus(session: AsyncSession, mturk: MTurkClients, *, settings: Setting
         if pending:
             earlier = pending[0]
             cost = bonus_cost(ledger.dollars(earlier.amount_cents))
-            item = _base_item(candidate, entries, amount=str(cost.to_workers), fee=str(cost.fee), outcome="planned",
+            item = _base_item(candidate, entries, amount=str(cost.to_workers), fee=str(cost.fee),
+                              outcome="planned",
                               request=send_request(earlier, worker_id=earlier.worker_id,
                                                    assignment_id=earlier.assignment_id, amount=cost.to_workers,
                                                    reason=earlier.reason or ""),
@@ -146,7 +148,8 @@ async def bonus(session: AsyncSession, mturk: MTurkClients, *, settings: Setting
                               detail="already bonused; pass --again to pay another bonus on purpose")
         else:
             cost = bonus_cost(amount)
-            item = _base_item(candidate, entries, amount=str(cost.to_workers), fee=str(cost.fee), outcome="planned",
+            item = _base_item(candidate, entries, amount=str(cost.to_workers), fee=str(cost.fee),
+                              outcome="planned",
                               request=send_request(None, worker_id=candidate.worker_id,
                                                    assignment_id=candidate.assignment_id, amount=amount,
                                                    reason=reason))
@@ -156,7 +159,7 @@ async def bonus(session: AsyncSession, mturk: MTurkClients, *, settings: Setting
     new_spending = sum((bonus_cost(amount).total for _, _, amount in to_pay), Decimal("0.00"))
     total = sum((Decimal(i.amount) + Decimal(i.fee) for i in items if i.outcome == "planned"), Decimal("0.00"))
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     checked_total(request.expect_total, total)
     ledger.check_budget(settings, mode, spent, new_spending)
     if request.dry_run:
@@ -170,7 +173,7 @@ async def bonus(session: AsyncSession, mturk: MTurkClients, *, settings: Setting
         await send(session, mturk, mode, entry, item)
     sent = sum((Decimal(i.amount) + Decimal(i.fee) for i in items if i.outcome == "sent"), Decimal("0.00"))
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     return ActionReport(mode=mode, action="bonus", dry_run=False, total=str(sent), items=items,
                         spending=spending_public(settings, mode, spent))
 
@@ -226,7 +229,8 @@ def is_duplicate(exc: MTurkError, token: str | None) -> bool:
     return exc.code in DUPLICATE_CODES or bool(token and token in exc.message)
 
 
-async def send(session: AsyncSession, mturk: MTurkClients, mode: Mode, entry: LedgerEntry, item: ItemResult) -> None:
+async def send(session: AsyncSession, mturk: MTurkClients, mode: Mode, entry: LedgerEntry,
+               item: ItemResult) -> None:
     """SendBonus for a claimed pending row, then commit its outcome (and the participant's status)."""
     try:
         await mturk.call(mode, "send_bonus", WorkerId=entry.worker_id, AssignmentId=entry.assignment_id,
@@ -275,18 +279,20 @@ async def reconcile(session: AsyncSession, mturk: MTurkClients, mode: Mode, entr
         item.outcome, item.detail = "skipped", "another command is sending this bonus right now"
         return
     try:
-        payments = await mturk.pages(mode, "list_bonus_payments", "BonusPayments", AssignmentId=entry.assignment_id)
+        payments = await mturk.pages(mode, "list_bonus_payments", "BonusPayments",
+                                     AssignmentId=entry.assignment_id)
     except (MTurkError, MTurkUnavailable) as exc:
         await settle(session, entry, "pending", note=f"could not check ListBonusPayments: {exc}")
         item.outcome, item.detail = "unknown", f"could not check MTurk's record ({exc}); nothing was sent"
         return
     done = [e for e in await ledger.entries_for(session, [entry.assignment_id], "bonus") if e.state == "done"]
-    await session.rollback()
+    await end_read(session)
     key = (entry.amount_cents, entry.reason or "")
     on_mturk = Counter((ledger.cents(parse_money(p["BonusAmount"])), p.get("Reason", "")) for p in payments)
     here = Counter((e.amount_cents, e.reason or "") for e in done)
     if on_mturk[key] > here[key]:
-        await settle(session, entry, "done", source="mturk", note="found in ListBonusPayments after an unknown outcome")
+        await settle(session, entry, "done", source="mturk",
+                     note="found in ListBonusPayments after an unknown outcome")
         item.outcome, item.detail = "already", "MTurk's ListBonusPayments shows it paid: recorded, not sent again"
         return
     await send(session, mturk, mode, entry, item)

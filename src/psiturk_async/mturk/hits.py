@@ -20,8 +20,9 @@ from ..db import begin_write
 from ..models import Hit, utcnow
 from ..settings import Settings
 from . import ledger, spec
-from .client import MTurkClients, MTurkError, MTurkUnavailable, Mode
+from .client import Mode, MTurkClients, MTurkError, MTurkUnavailable
 from .fees import assignment_cost, hit_cost, parse_money
+from .ledger import end_read
 from .models import MTurkHit
 from .schemas import (
     Balance,
@@ -33,6 +34,7 @@ from .schemas import (
     HitExtension,
     HitList,
     HitPlan,
+    HitQuery,
     HitSelection,
     QualificationList,
     QualificationPublic,
@@ -60,9 +62,10 @@ PENDING_TOKEN = "<derived from the local record when sent>"
 async def balance(session: AsyncSession, mturk: MTurkClients, *, settings: Settings, mode: Mode) -> Balance:
     """MTurk's account balance, with the study's recorded spending."""
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     answer = await mturk.call(mode, "get_account_balance")
-    return Balance(mode=mode, available=answer.get("AvailableBalance", "0.00"), on_hold=answer.get("OnHoldBalance"),
+    return Balance(mode=mode, available=answer.get("AvailableBalance", "0.00"),
+                   on_hold=answer.get("OnHoldBalance"),
                    spending=spending_public(settings, mode, spent))
 
 
@@ -81,7 +84,7 @@ async def create_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     question = spec.external_question(url)
     shown = spec.hit_request(settings, question=question, assignments=request.assignments, token=None)
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     checked_total(request.expect_total, cost.total)
     ledger.check_budget(settings, mode, spent, cost.total)
     plan = HitPlan(
@@ -101,7 +104,8 @@ async def create_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     except spec.Refused:
         await session.rollback()
         raise
-    row = MTurkHit(token=token, mode=mode, state="creating", title=settings.title, reward_cents=ledger.cents(reward),
+    row = MTurkHit(token=token, mode=mode, state="creating", title=settings.title,
+                   reward_cents=ledger.cents(reward),
                    max_assignments=request.assignments, masters=masters)
     session.add(row)
     await session.commit()
@@ -140,18 +144,23 @@ async def _settle_hit(session: AsyncSession, row_id: int | None, *, state: str, 
     await session.commit()
 
 
-async def list_hits(session: AsyncSession, mturk: MTurkClients, *, mode: Mode, active: bool = False,
-                    reviewable: bool = False, all_studies: bool = False, lease: timedelta) -> HitList:
-    """HITs of this study (or every HIT of the account), as MTurk lists them; records what it learns."""
+async def list_hits(session: AsyncSession, mturk: MTurkClients, *, mode: Mode, query: HitQuery,
+                    learn_within: timedelta | None = None) -> HitList:
+    """HITs of this study (or every HIT of the account), as MTurk lists them.
+
+    With `learn_within` (the lease of calls in flight), it also records what the listing shows: HITs whose
+    creation had no answer, and assignments nobody took before a HIT expired.
+    """
     hits = await mturk.pages(mode, "list_hits", "HITs")
-    await _learn(session, mode, hits, lease=lease)
+    if learn_within is not None:
+        await _learn(session, mode, hits, lease=learn_within)
     ours = await study_hit_ids(session)
-    await session.rollback()
+    await end_read(session)
     shown = [
         hit_public(hit, this_study=hit["HITId"] in ours) for hit in hits
-        if (all_studies or hit["HITId"] in ours)
-        and (not active or not is_expired(hit))
-        and (not reviewable or hit.get("HITStatus") in HIT_STATUSES_REVIEWABLE)
+        if (query.all_studies or hit["HITId"] in ours)
+        and (not query.active or not is_expired(hit))
+        and (not query.reviewable or hit.get("HITStatus") in HIT_STATUSES_REVIEWABLE)
     ]
     return HitList(mode=mode, hits=shown)
 
@@ -195,8 +204,9 @@ async def extend_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     added = request.assignments or 0
     new_max = old_max + added
     if added and old_max < 10 <= new_max:
-        raise spec.Refused("extension_crosses_ten", f"HIT {hit_id} has {old_max} assignments: MTurk does not let a "
-                           "HIT of fewer than 10 grow to 10 or more (the fee rises); create another HIT instead")
+        raise spec.Refused("extension_crosses_ten", f"HIT {hit_id} has {old_max} assignments: MTurk does not "
+                           "let a HIT of fewer than 10 grow to 10 or more (the fee rises); create another HIT "
+                           "instead")
     now = datetime.now(UTC)
     expires_at = hit.get("Expiration")
     reopen = request.minutes is not None and is_expired(hit, now)
@@ -211,11 +221,12 @@ async def extend_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     requests: list[dict[str, Any]] = []
     if added:
         requests.append({"operation": "CreateAdditionalAssignmentsForHIT", "HITId": hit_id,
-                         "NumberOfAdditionalAssignments": added, "UniqueRequestToken": extension_token(hit_id, new_max)})
+                         "NumberOfAdditionalAssignments": added,
+                         "UniqueRequestToken": extension_token(hit_id, new_max)})
     if request.minutes is not None:
         requests.append({"operation": "UpdateExpirationForHIT", "HITId": hit_id, "ExpireAt": expires_at})
     spent = await ledger.spending(session, mode)
-    await session.rollback()
+    await end_read(session)
     checked_total(request.expect_total, extra)
     ledger.check_budget(settings, mode, spent, extra)
     answer = HitExtension(mode=mode, hit_id=hit_id, dry_run=request.dry_run, max_assignments=new_max,
@@ -238,7 +249,8 @@ async def extend_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     if added:
         try:
             await mturk.call(mode, "create_additional_assignments_for_hit", HITId=hit_id,
-                             NumberOfAdditionalAssignments=added, UniqueRequestToken=extension_token(hit_id, new_max))
+                             NumberOfAdditionalAssignments=added,
+                             UniqueRequestToken=extension_token(hit_id, new_max))
         except MTurkError as exc:
             if exc.code != DUPLICATE:
                 if row is not None:
@@ -247,7 +259,7 @@ async def extend_hit(session: AsyncSession, mturk: MTurkClients, *, settings: Se
     if request.minutes is not None:
         await mturk.call(mode, "update_expiration_for_hit", HITId=hit_id, ExpireAt=expires_at)
     answer.spending = spending_public(settings, mode, await ledger.spending(session, mode))
-    await session.rollback()
+    await end_read(session)
     return answer
 
 
@@ -289,7 +301,7 @@ async def expire_hits(session: AsyncSession, mturk: MTurkClients, *, mode: Mode,
                                            "expiring is safe to repeat"))
             continue
         await _release(session, mode, hit)
-        results.append(HitActionResult(hit_id=hit_id, outcome="done", detail=f"expired {mode} HIT {hit_id}"))
+        results.append(HitActionResult(hit_id=hit_id, outcome="done", detail="expired"))
     return HitActions(mode=mode, action="expire", dry_run=selection.dry_run, results=results)
 
 
@@ -329,10 +341,14 @@ async def delete_hits(session: AsyncSession, mturk: MTurkClients, *, mode: Mode,
             continue
         if not deletable(hit):
             waiting = submitted_count(hit)
-            why = (f"{waiting} submitted assignment(s) await review: approve or reject them first "
-                   f"(worker list --submitted --hit {hit_id})" if waiting else
-                   f"it is {hit.get('HITStatus')}: expire it first (hit expire {hit_id}), and wait for "
-                   "workers still on it")
+            reasons = []
+            if hit.get("HITStatus") != "Reviewable":
+                reasons.append(f"it is {hit.get('HITStatus')}: expire it first (hit expire {hit_id}) and wait for "
+                               "workers still on it")
+            if waiting:
+                reasons.append(f"{waiting} submitted assignment(s) await review: approve or reject them first "
+                               f"(worker list --submitted --hit {hit_id})")
+            why = "; ".join(reasons)
             results.append(HitActionResult(hit_id=hit_id, outcome="refused", detail=f"cannot delete yet: {why}"))
             continue
         if selection.dry_run:
@@ -350,7 +366,7 @@ async def delete_hits(session: AsyncSession, mturk: MTurkClients, *, mode: Mode,
                                            "deleting is safe to repeat"))
             continue
         await _release(session, mode, hit, deleted=True)
-        results.append(HitActionResult(hit_id=hit_id, outcome="done", detail=f"deleted {mode} HIT {hit_id}"))
+        results.append(HitActionResult(hit_id=hit_id, outcome="done", detail="deleted"))
     return HitActions(mode=mode, action="delete", dry_run=selection.dry_run, results=results)
 
 

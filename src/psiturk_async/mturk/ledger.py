@@ -24,6 +24,15 @@ SPENDING = ("pending", "done")  # a pending bonus may have been paid: it counts 
 HOLDING = ("creating", "created")  # a HIT being created may exist
 
 
+async def end_read(session: AsyncSession) -> None:
+    """End a read-only transaction before calling MTurk, keeping what it loaded usable.
+
+    A commit, not a rollback: a rollback would expire the loaded rows, and reading them again later would
+    need the database (and an open transaction) while MTurk is being called.
+    """
+    await session.commit()
+
+
 def cents(amount: Decimal) -> int:
     return int((amount / CENT).to_integral_value())
 
@@ -81,7 +90,7 @@ def check_budget(settings: Settings, mode: str, current: Spending, extra: Decima
     if limit is None or current.total + extra <= limit:
         return
     raise Refused("max_spend_exceeded",
-        f"refused: this would cost up to ${extra}, and the study's recorded {mode} spending is already "
+        f"this would cost up to ${extra}, and the study's recorded {mode} spending is already "
         f"${current.total} (HITs ${current.hits}, bonuses ${current.bonuses}"
         + (f", other approvals ${current.other_approvals}" if current.other_approvals else "")
         + f"), so it would pass max_spend = ${limit} by ${current.total + extra - limit}; raise max_spend in "
@@ -106,7 +115,8 @@ def entry(*, kind: str, mode: str, state: str, hit_id: str | None, assignment_id
     now = utcnow()
     return LedgerEntry(
         kind=kind, mode=mode, state=state, hit_id=hit_id, assignment_id=assignment_id, worker_id=worker_id,
-        uniqueid=uniqueid, amount_cents=cents(cost.to_workers) if cost else 0, fee_cents=cents(cost.fee) if cost else 0,
+        uniqueid=uniqueid, amount_cents=cents(cost.to_workers) if cost else 0,
+        fee_cents=cents(cost.fee) if cost else 0,
         reason=reason, source=source, override=override, note=note, created_at=now,
         settled_at=None if state == "pending" else now)
 

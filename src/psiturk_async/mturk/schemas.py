@@ -90,6 +90,23 @@ class HitPublic(BaseModel):
     this_study: bool
 
 
+class HitQuery(BaseModel):
+    active: bool = Field(default=False, description="Only HITs that have not expired.")
+    reviewable: bool = Field(default=False, description="Only Reviewable or Reviewing HITs.")
+    all_studies: bool = Field(default=False, description="Every HIT of the account, not only this study's.")
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> HitQuery:
+        if self.active and self.reviewable:
+            raise ValueError("choose active or reviewable, not both")
+        return self
+
+
+class AssignmentQuery(BaseModel):
+    status: Literal["Submitted", "Approved", "Rejected"] | None = None
+    hit_id: str | None = Field(default=None, max_length=128, description="That HIT only.")
+
+
 class HitList(BaseModel):
     mode: Mode
     hits: list[HitPublic]

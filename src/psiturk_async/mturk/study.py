@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..mode import read_mode
 from ..models import Hit, Participant
 from ..settings import Settings
-from .client import MTurkClients, Mode
+from .client import Mode, MTurkClients
 from .fees import format_money
-from .ledger import Spending, max_spend
+from .ledger import Spending, end_read, max_spend
 from .schemas import HitPublic, SpendingPublic
 from .spec import Refused
 
@@ -25,7 +25,7 @@ HIT_STATUSES_REVIEWABLE = ("Reviewable", "Reviewing")
 async def checked_mode(session: AsyncSession, settings: Settings, requested: Mode) -> Mode:
     """The server's mode, if it is the one the caller means; else refused, so no money moves in the wrong one."""
     current = await read_mode(session, default=settings.launch_in_mode)
-    await session.rollback()
+    await end_read(session)
     if current != requested:
         raise Refused("mode_changed", f"the server is in {current} mode, not {requested}: nothing was sent; "
                       f"switch with `psiturk-async mode {requested}` if you meant {requested}", status=409)
@@ -76,7 +76,7 @@ def hit_public(hit: dict[str, Any], *, this_study: bool) -> HitPublic:
 async def study_hits(session: AsyncSession, mturk: MTurkClients, mode: Mode) -> list[dict[str, Any]]:
     """This study's HITs as MTurk lists them in `mode` (ListHITs, page by page, filtered to amt_hit)."""
     ours = await study_hit_ids(session)
-    await session.rollback()
+    await end_read(session)
     return [hit for hit in await mturk.pages(mode, "list_hits", "HITs") if hit["HITId"] in ours]
 
 
@@ -94,7 +94,8 @@ class Local:
 
 
 def _local(row: Any) -> Local:
-    return Local(uniqueid=row.uniqueid, assignment_id=row.assignmentid, worker_id=row.workerid, hit_id=row.hitid, status=row.status,
+    return Local(uniqueid=row.uniqueid, assignment_id=row.assignmentid, worker_id=row.workerid, hit_id=row.hitid,
+                 status=row.status,
                  mode=row.mode, bonus=row.bonus)
 
 
