@@ -16,7 +16,7 @@ from fastapi.routing import iter_route_contexts
 from admin_data import AUTH, TOKEN
 from conftest import started_app
 from psiturk_async.admin_token import TOKEN_FILE, ensure_token, read_token
-from psiturk_async.auth import FAILURES_ALLOWED, FailureLimiter
+from psiturk_async.auth import FAILURES_ALLOWED, FailureLimiter, same_token
 from psiturk_async.settings import Settings
 from psiturk_async.startup import prepare_admin_token
 
@@ -182,3 +182,8 @@ async def test_the_token_appears_neither_in_logs_nor_in_the_config(client: httpx
     entry = next(item for item in config.json()["entries"] if item["key"] == "admin_token")
     assert entry == {"section": "Server Parameters", "key": "admin_token", "value": "********",
                      "source": "PSITURK_ADMIN_TOKEN", "secret": True}
+
+
+def test_tokens_are_compared_whole() -> None:
+    assert same_token(TOKEN, TOKEN)
+    assert not same_token(TOKEN[:-1], TOKEN) and not same_token(TOKEN + "x", TOKEN) and not same_token("", TOKEN)

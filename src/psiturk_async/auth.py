@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import math
@@ -80,6 +81,12 @@ def expected_token(app: FastAPI, settings: Settings) -> str | None:
     return token
 
 
+def same_token(offered: str, expected: str) -> bool:
+    """Compared in constant time; hashed first so that not even the length is told."""
+    digest = hashlib.sha256
+    return hmac.compare_digest(digest(offered.encode()).digest(), digest(expected.encode()).digest())
+
+
 def failure_limiter(app: FastAPI) -> FailureLimiter:
     limiter: FailureLimiter | None = getattr(app.state, "admin_failures", None)
     if limiter is None:
@@ -107,7 +114,7 @@ async def require_admin(
     if expected is None:
         raise HTTPException(401, "the server has no admin token: set admin_token, or start it with "
                                  "`psiturk-async serve`, which writes one", headers=CHALLENGE)
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+    if not same_token(credentials.credentials, expected):
         limiter.record(address, now)
         logger.warning("admin API: wrong token from %s for %s %s", address, request.method, request.url.path)
         raise HTTPException(401, "wrong admin token", headers=CHALLENGE)

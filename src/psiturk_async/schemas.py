@@ -66,7 +66,7 @@ class ServerStatus(BaseModel):
     finished: int = Field(description="Finished participants (statuses 3, 4, 5, 7) of this code version "
                                       "and mode: psiTurk's completed count.")
     by_status: dict[str, int] = Field(description="Participant rows by status name.")
-    started_at: datetime
+    started_at: datetime = Field(description="When the server process that answered started.")
     uptime_seconds: float
 
 

@@ -86,7 +86,7 @@ async def count_participants(where: Annotated[ParticipantFilter, Query()],
 
 
 @router.get("/participants/{uniqueid}", tags=["participants"], response_model=ParticipantDetail,
-            responses=error_responses(404))
+            responses=error_responses(404, 422))
 async def read_participant(uniqueid: Annotated[str, Path(description="workerId:assignmentId")],
                            session: SessionDep) -> ParticipantDetail:
     """One participant with its stored data parsed."""
