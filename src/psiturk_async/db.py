@@ -51,7 +51,14 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose transactions, on SQLite, hold the write lock from the start.
+
+    Session code (custom.py routes, the admin API) often reads a row and then writes it; in WAL mode a read
+    transaction that then writes fails at once ("database is locked") when another connection wrote in
+    between, instead of waiting. Short transactions that hold the lock from the start simply wait their turn.
+    Plain engine connections (exports, health) stay deferred and never block writers.
+    """
+    return async_sessionmaker(engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False)
 
 
 async def begin_write(session: AsyncSession, *, lock: str | None = None) -> None:

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from .settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# Async, though nothing here waits: FastAPI runs a plain `def` dependency in a worker thread, which costs more
+# than the rest of a participant request.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 

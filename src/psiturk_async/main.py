@@ -96,10 +96,11 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     app.state.templates = ProjectTemplates(settings.project_dir)
     app.state.custom = custom = load_custom_code(settings.project_dir)
     install_error_handlers(app)
+    # The participant routes first: they carry the load, and FastAPI tries routes in order.
+    app.include_router(experiment.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(mturk.router)
-    app.include_router(experiment.router)
     if custom.router is not None:
         app.include_router(custom.router)
     if custom.init_app is not None:

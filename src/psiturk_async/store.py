@@ -1,27 +1,33 @@
-"""The participant hot path in plain SQL on the driver connection: reads, saves and status moves.
+"""The participant store: every read and write of the participant routes, in plain SQL.
 
-Every participant flow sends a dozen saves and status changes. Through the ORM session each costs about
-2.5 ms of CPU (session, greenlet hops, statement compilation); the same work as one prepared statement on
-the driver's own connection costs about 0.5 ms (benchmarks/README.md). So these few statements are written
-once per dialect here, and each save is a single guarded UPDATE: the database checks the status and the
-late-save rule in the same statement that writes, so two saves at once cannot interleave.
+Each participant flow makes a dozen saves and status changes. Through the ORM session each costs about
+2.5 ms of CPU (session, greenlet hops, statement compilation); the same work as one statement on the driver's
+own connection costs a fraction of that (benchmarks/README.md). So the handful of statements the participant
+routes need are written here once per dialect. Saves and moves are single guarded UPDATEs: the database
+checks the status and the late-save rule in the statement that writes, so two requests at once cannot
+interleave. The ORM models stay the interface for everything else (admin API, exports, custom.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import records
+from .counterbalance import Cell, add_counts
+from .db import advisory_key
+from .drivers import Connection, Runner
 from .lifecycle import LEGAL_FROM, SAVABLE, Move, decide
-from .models import Status, utcnow
+from .models import FINISHED, Status, unique_id, utcnow
 
 ROW = "status, cond, counterbalance, assignmentid, workerid, hitid, bonus, mode, datastring"
+SUMMARY = "uniqueid, assignmentid, hitid, status, cond, counterbalance, mode"
+INSERTED = ("uniqueid", "assignmentid", "workerid", "hitid", "ipaddress", "browser", "platform", "language",
+            "cond", "counterbalance", "codeversion", "beginhit", "bonus", "status", "mode")
 
 
 @dataclass
@@ -43,6 +49,29 @@ class Row:
             worker_id=self.workerid, hit_id=self.hitid, bonus=self.bonus)
 
 
+@dataclass
+class Summary:
+    uniqueid: str
+    assignmentid: str
+    hitid: str
+    status: int | None
+    cond: int | None
+    counterbalance: int | None
+    mode: str | None
+
+
+@dataclass
+class Arrival:
+    hit_id: str
+    assignment_id: str
+    worker_id: str
+    mode: str
+    ipaddress: str
+    browser: str
+    platform: str
+    language: str
+
+
 class Refused(Exception):
     """A save or move the rules refuse; becomes a JSON error response."""
 
@@ -51,164 +80,201 @@ class Refused(Exception):
         self.status_code, self.error, self.detail, self.extra = status_code, error, detail, extra
 
 
-def _in_list(values: Iterable[int]) -> str:
+class RepeatWorker(Exception):
+    """The worker already took part in another assignment and repeats are not allowed."""
+
+
+def _in_list(values: Any) -> str:
     return ", ".join(str(int(value)) for value in sorted(values))
 
 
 class ParticipantStore:
-    """Prepared statements for one participants table on one database."""
+    """Statements for one participants table on one database, run by the fastest safe driver path."""
 
     def __init__(self, engine: AsyncEngine, table: str) -> None:
-        self.engine = engine
-        self.postgres = engine.dialect.name == "postgresql"
+        self.runner = Runner(engine)
+        self.postgres = self.runner.postgres
         quoted = engine.dialect.identifier_preparer.quote(table)
-        savable = _in_list(SAVABLE)
+        self.table = quoted
+        savable, finished = _in_list(SAVABLE), _in_list(FINISHED)
         if self.postgres:
             stored_length = "coalesce(json_array_length(datastring::json -> 'data'), 0)"
-            self.sql_save = (f"UPDATE {quoted} SET datastring = $1 WHERE uniqueid = $2 "
-                             f"AND status IN ({savable}) AND {stored_length} <= $3")
-            self.sql_row = f"SELECT {ROW} FROM {quoted} WHERE uniqueid = $1"
-            self.sql_row_locked = self.sql_row + " FOR UPDATE"
-            self.sql_write = f"UPDATE {quoted} SET datastring = $1 WHERE uniqueid = $2"
-            self.sql_resume = f"UPDATE {quoted} SET datastring = $1, status = $2 WHERE uniqueid = $3"
-            self.sql_move = (f"UPDATE {quoted} SET status = $1{{stamp}} WHERE uniqueid = $2 "
-                             "AND status IN ({legal})")
         else:
             stored_length = ("(CASE WHEN json_valid(datastring) "
                              "THEN coalesce(json_array_length(datastring, '$.data'), 0) ELSE 0 END)")
-            self.sql_save = (f"UPDATE {quoted} SET datastring = ? WHERE uniqueid = ? "
-                             f"AND status IN ({savable}) AND {stored_length} <= ?")
-            self.sql_row = f"SELECT {ROW} FROM {quoted} WHERE uniqueid = ?"
-            self.sql_row_locked = self.sql_row
-            self.sql_write = f"UPDATE {quoted} SET datastring = ? WHERE uniqueid = ?"
-            self.sql_resume = f"UPDATE {quoted} SET datastring = ?, status = ? WHERE uniqueid = ?"
-            self.sql_move = (f"UPDATE {quoted} SET status = ?{{stamp}} WHERE uniqueid = ? "
-                             "AND status IN ({legal})")
+        self.sql_save = self._sql(f"UPDATE {quoted} SET datastring = ? WHERE uniqueid = ? "
+                                  f"AND status IN ({savable}) AND {stored_length} <= ?")
+        self.sql_row = self._sql(f"SELECT {ROW} FROM {quoted} WHERE uniqueid = ?")
+        self.sql_row_locked = self.sql_row + (" FOR UPDATE" if self.postgres else "")
+        self.sql_write = self._sql(f"UPDATE {quoted} SET datastring = ? WHERE uniqueid = ?")
+        self.sql_resume = self._sql(f"UPDATE {quoted} SET datastring = ?, status = ? WHERE uniqueid = ?")
+        self.sql_worker = self._sql(f"SELECT {SUMMARY} FROM {quoted} WHERE workerid = ? ORDER BY beginhit")
+        self.sql_count_worker = self._sql(f"SELECT count(*) FROM {quoted} WHERE workerid = ?")
+        # psiTurk's counting rule: finished participants forever, others while younger than the cutoff;
+        # two grouped counts served by indexes, so /exp stays flat as a study grows.
+        self.sql_finished_cells = self._sql(
+            f"SELECT cond, counterbalance, count(*) FROM {quoted} WHERE codeversion = ? AND mode = ? "
+            f"AND status IN ({finished}) GROUP BY cond, counterbalance")
+        self.sql_recent_cells = self._sql(
+            f"SELECT cond, counterbalance, count(*) FROM {quoted} WHERE codeversion = ? AND mode = ? "
+            f"AND beginhit > ? AND (status NOT IN ({finished}) OR status IS NULL) GROUP BY cond, counterbalance")
+        self.sql_insert = self._sql(f"INSERT INTO {quoted} ({', '.join(INSERTED)}) "
+                                    f"VALUES ({', '.join('?' for _ in INSERTED)})")
 
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[Any]:
-        """The driver's own connection (asyncpg, or aiosqlite in autocommit), borrowed from the pool."""
-        async with self.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            yield raw.driver_connection
-
-    async def _execute(self, driver: Any, sql: str, *params: Any) -> int:
-        """Run a write; the number of rows it changed."""
-        if self.postgres:
-            outcome = await driver.execute(sql, *params)
-            return int(outcome.rsplit(" ", 1)[-1])
-        cursor = await driver.execute(sql, params)
-        return cursor.rowcount
-
-    async def _fetch_row(self, driver: Any, sql: str, uid: str) -> Row | None:
-        if self.postgres:
-            found = await driver.fetchrow(sql, uid)
-            return Row(*found) if found is not None else None
-        cursor = await driver.execute(sql, (uid,))
-        found = await cursor.fetchone()
-        return Row(*found) if found is not None else None
-
-    async def read(self, uid: str) -> Row | None:
-        async with self._driver() as driver:
-            return await self._fetch_row(driver, self.sql_row, uid)
-
-    async def save_full(self, uid: str, body: str, data_length: int) -> None:
-        """Store a full save as sent, unless the record is frozen or the save would drop stored trials."""
-        async with self._driver() as driver:
-            try:
-                if await self._execute(driver, self.sql_save, body, uid, data_length):
-                    return
-            except Exception as exc:
-                # A stored datastring PostgreSQL cannot read as JSON: decide in Python below instead.
-                if not self.postgres or "json" not in str(exc).lower():
-                    raise
-            async with self._transaction(driver):
-                row = await self._fetch_row(driver, self.sql_row_locked, uid)
-                self._check_savable(uid, row)
-                assert row is not None
-                stored_length = records.list_length(records.parse_record(row.datastring), "data")
-                if data_length < stored_length:
-                    raise Refused(409, "stale_save", "this save holds fewer trials than are already stored; "
-                                  "the longer record is kept", data_length=stored_length)
-                await self._execute(driver, self.sql_write, body, uid)
-
-    async def save_delta(self, uid: str, delta: dict[str, Any]) -> tuple[int, int]:
-        """Apply an incremental save under the row's lock; the stored lengths of data and eventdata."""
-        async with self._driver() as driver, self._transaction(driver):
-            row = await self._fetch_row(driver, self.sql_row_locked, uid)
-            self._check_savable(uid, row)
-            assert row is not None
-            current = row.record()
-            try:
-                updated = records.apply_delta(current, delta)
-            except records.Gap:
-                raise Refused(409, "gap", "this save starts after the end of the stored data; resend from the "
-                              "stored lengths", data_length=records.list_length(current, "data"),
-                              eventdata_length=records.list_length(current, "eventdata")) from None
-            await self._execute(driver, self.sql_write, records.dumps(updated), uid)
-            return records.list_length(updated, "data"), records.list_length(updated, "eventdata")
-
-    async def move(self, uid: str, target: Status, *, stamp: str | None = None) -> tuple[Move | None, int | None]:
-        """Move to `target` when the status machine allows it, in one guarded UPDATE.
-
-        Returns (None, None) for an unknown participant, else the verdict and the status now stored.
-        """
-        sql = self.sql_move.format(stamp=f", {stamp} = {'$3' if self.postgres else '?'}" if stamp else "",
-                                   legal=_in_list(LEGAL_FROM[target]))
-        if not stamp:
-            params: tuple[Any, ...] = (int(target), uid)
-        elif self.postgres:
-            params = (int(target), uid, self._now())  # $1, $2, $3 by number
-        else:
-            params = (int(target), self._now(), uid)  # ? by position
-        async with self._driver() as driver:
-            for _attempt in range(3):
-                if await self._execute(driver, sql, *params):
-                    return Move.APPLY, int(target)
-                row = await self._fetch_row(driver, self.sql_row, uid)
-                if row is None:
-                    return None, None
-                verdict = decide(row.status, target)
-                if verdict is not Move.APPLY:
-                    return verdict, row.status
-                # The status changed between the two statements to one we may move from: try again.
-        return Move.ILLEGAL, row.status
-
-    async def resume(self, uid: str, *, timestamp_ms: int) -> int | None:
-        """A returning participant goes back to STARTED; the return is recorded as a "resumed" event."""
-        async with self._driver() as driver, self._transaction(driver):
-            row = await self._fetch_row(driver, self.sql_row_locked, uid)
-            if row is None:
-                return None
-            record = records.add_event(row.record(), eventtype="resumed", value=Status(row.status).name,
-                                       timestamp_ms=timestamp_ms)
-            await self._execute(driver, self.sql_resume, records.dumps(record), int(Status.STARTED), uid)
-            return row.status
+    def _sql(self, sql: str) -> str:
+        """Write statements with ?; PostgreSQL's driver numbers them ($1, $2, ...)."""
+        if not self.postgres:
+            return sql
+        pieces = sql.split("?")
+        return "".join(piece + (f"${number}" if number < len(pieces) else "")
+                       for number, piece in enumerate(pieces, start=1))
 
     def _now(self) -> datetime | str:
         now = utcnow()
         # SQLite stores DateTime as text; this is the form SQLAlchemy and psiTurk wrote.
         return now if self.postgres else now.isoformat(sep=" ")
 
-    @staticmethod
-    def _check_savable(uid: str, row: Row | None) -> None:
-        if row is None:
-            raise Refused(404, "unknown_participant", f"no participant {uid!r}")
-        if row.status not in SAVABLE:
-            raise Refused(409, "record_frozen", f"the record is {Status(row.status).name}: approved or paid "
-                          "participants' data no longer changes", current_status=row.status)
+    def _time(self, moment: datetime) -> datetime | str:
+        return moment if self.postgres else moment.isoformat(sep=" ")
 
-    @asynccontextmanager
-    async def _transaction(self, driver: Any) -> AsyncIterator[None]:
-        if self.postgres:
-            async with driver.transaction():
-                yield
-            return
-        # aiosqlite runs in autocommit here; IMMEDIATE takes the write lock before the read.
-        await driver.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await driver.execute("ROLLBACK")
-            raise
-        await driver.execute("COMMIT")
+    def close(self) -> None:
+        self.runner.close()
+
+    async def _row(self, connection: Connection, uid: str, *, locked: bool = False) -> Row | None:
+        found = await connection.fetchrow(self.sql_row_locked if locked else self.sql_row, uid)
+        return Row(*found) if found is not None else None
+
+    async def read(self, uid: str) -> Row | None:
+        return await self.runner.run(lambda connection: self._row(connection, uid))
+
+    async def rows_of_worker(self, worker_id: str) -> list[Summary]:
+        async def work(connection: Connection) -> list[Summary]:
+            return [Summary(*row) for row in await connection.fetchall(self.sql_worker, worker_id)]
+        return await self.runner.run(work)
+
+    async def create(self, arrival: Arrival, *, codeversion: str, cutoff_minutes: float, allow_repeats: bool,
+                     choose: Callable[[dict[Cell, int]], Cell]) -> tuple[Summary, bool]:
+        """The participant for this arrival, created with a condition unless another request just did.
+
+        Counting and inserting happen under one database lock per (codeversion, mode) — an advisory lock on
+        PostgreSQL, the write lock on SQLite — so simultaneous arrivals, in any number of server processes,
+        see each other's rows and fill the cells evenly. `choose` must not wait on anything.
+        """
+        uid = unique_id(arrival.worker_id, arrival.assignment_id)
+
+        async def work(connection: Connection) -> tuple[Summary, bool]:
+            async with connection.transaction():
+                if self.postgres:
+                    await connection.fetchrow("SELECT pg_advisory_xact_lock($1)",
+                                              advisory_key(f"counterbalance:{codeversion}:{arrival.mode}"))
+                existing = await self._row(connection, uid)
+                if existing is not None:
+                    return _summary(uid, existing), False
+                if not allow_repeats:
+                    (others,) = await connection.fetchrow(self.sql_count_worker, arrival.worker_id) or (0,)
+                    if others:
+                        raise RepeatWorker(arrival.worker_id)
+                started_after = self._time(utcnow() - timedelta(minutes=cutoff_minutes))
+                counts = add_counts(
+                    await connection.fetchall(self.sql_finished_cells, codeversion, arrival.mode),
+                    await connection.fetchall(self.sql_recent_cells, codeversion, arrival.mode, started_after))
+                cond, counter = choose(counts)
+                await connection.execute(
+                    self.sql_insert, uid, arrival.assignment_id, arrival.worker_id, arrival.hit_id,
+                    arrival.ipaddress, arrival.browser, arrival.platform, arrival.language, cond, counter,
+                    codeversion, self._now(), 0.0, int(Status.ALLOCATED), arrival.mode)
+                return Summary(uid, arrival.assignment_id, arrival.hit_id, int(Status.ALLOCATED), cond, counter,
+                               arrival.mode), True
+
+        return await self.runner.run(work)
+
+    async def save_full(self, uid: str, body: str, data_length: int) -> None:
+        """Store a full save as sent, unless the record is frozen or the save would drop stored trials."""
+        async def work(connection: Connection) -> None:
+            try:
+                if await connection.execute(self.sql_save, body, uid, data_length):
+                    return
+            except Exception as exc:
+                # A stored datastring PostgreSQL cannot read as JSON: decide in Python below instead.
+                if not self.postgres or not {"json", "array"} & set(str(exc).lower().split()):
+                    raise
+            async with connection.transaction():
+                row = await self._row(connection, uid, locked=True)
+                row = _savable(uid, row)
+                stored_length = records.list_length(records.parse_record(row.datastring), "data")
+                if data_length < stored_length:
+                    raise Refused(409, "stale_save", "this save holds fewer trials than are already stored; "
+                                  "the longer record is kept", data_length=stored_length)
+                await connection.execute(self.sql_write, body, uid)
+
+        await self.runner.run(work)
+
+    async def save_delta(self, uid: str, delta: dict[str, Any]) -> tuple[int, int]:
+        """Apply an incremental save under the row's lock; the stored lengths of data and eventdata."""
+        async def work(connection: Connection) -> tuple[int, int]:
+            async with connection.transaction():
+                row = _savable(uid, await self._row(connection, uid, locked=True))
+                current = row.record()
+                try:
+                    updated = records.apply_delta(current, delta)
+                except records.Gap:
+                    raise Refused(409, "gap", "this save starts after the end of the stored data; resend from "
+                                  "the stored lengths", data_length=records.list_length(current, "data"),
+                                  eventdata_length=records.list_length(current, "eventdata")) from None
+                await connection.execute(self.sql_write, records.dumps(updated), uid)
+                return records.list_length(updated, "data"), records.list_length(updated, "eventdata")
+
+        return await self.runner.run(work)
+
+    async def move(self, uid: str, target: Status, *, stamp: str | None = None) -> tuple[Move | None, int | None]:
+        """Move to `target` when the status machine allows it, in one guarded UPDATE.
+
+        Returns (None, None) for an unknown participant, else the verdict and the status now stored.
+        """
+        setting = f", {stamp} = ?" if stamp else ""
+        sql = self._sql(f"UPDATE {self.table} SET status = ?{setting} WHERE uniqueid = ? "
+                        f"AND status IN ({_in_list(LEGAL_FROM[target])})")
+        params: tuple[Any, ...] = (int(target), self._now(), uid) if stamp else (int(target), uid)
+
+        async def work(connection: Connection) -> tuple[Move | None, int | None]:
+            row = None
+            for _attempt in range(3):
+                if await connection.execute(sql, *params):
+                    return Move.APPLY, int(target)
+                row = await self._row(connection, uid)
+                if row is None:
+                    return None, None
+                verdict = decide(row.status, target)
+                if verdict is not Move.APPLY:
+                    return verdict, row.status
+                # The status changed between the two statements to one we may move from: try again.
+            return Move.ILLEGAL, row.status if row else None
+
+        return await self.runner.run(work)
+
+    async def resume(self, uid: str, *, timestamp_ms: int) -> int | None:
+        """A returning participant goes back to STARTED; the return is recorded as a "resumed" event."""
+        async def work(connection: Connection) -> int | None:
+            async with connection.transaction():
+                row = await self._row(connection, uid, locked=True)
+                if row is None:
+                    return None
+                record = records.add_event(row.record(), eventtype="resumed", value=Status(row.status).name,
+                                           timestamp_ms=timestamp_ms)
+                await connection.execute(self.sql_resume, records.dumps(record), int(Status.STARTED), uid)
+                return row.status
+
+        return await self.runner.run(work)
+
+
+def _summary(uid: str, row: Row) -> Summary:
+    return Summary(uid, row.assignmentid, row.hitid, row.status, row.cond, row.counterbalance, row.mode)
+
+
+def _savable(uid: str, row: Row | None) -> Row:
+    if row is None:
+        raise Refused(404, "unknown_participant", f"no participant {uid!r}")
+    if row.status not in SAVABLE:
+        raise Refused(409, "record_frozen", f"the record is {Status(row.status).name}: approved or paid "
+                      "participants' data no longer changes", current_status=row.status)
+    return row

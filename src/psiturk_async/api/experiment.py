@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,11 +13,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
-from .. import participants, records, useragent
+from .. import records, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
-from ..deps import SessionDep, SettingsDep
+from ..deps import SettingsDep
 from ..errors import ApiError, error_responses
 from ..experiment_errors import ExperimentError
+from ..extensions import call_condition_hook
 from ..identity import (
     client_ip,
     holds_secret,
@@ -27,7 +29,7 @@ from ..identity import (
 )
 from ..lifecycle import Move, is_debug
 from ..models import FINISHED, Status, unique_id
-from ..store import ParticipantStore, Refused
+from ..store import Arrival, ParticipantStore, Refused, RepeatWorker
 from ..templates import NO_CACHE
 
 router = APIRouter(tags=["participant"])
@@ -129,12 +131,12 @@ async def show_client_module() -> Response:
 
 
 @router.get("/check_worker_status", response_model=StatusBody, responses=error_responses(400))
-async def check_worker_status(session: SessionDep, settings: SettingsDep, workerId: Param = None,
+async def check_worker_status(request: Request, settings: SettingsDep, workerId: Param = None,
                               assignmentId: Param = None) -> StatusBody:
     """The status of a worker's assignment (0 when none); without repeats, their furthest status anywhere."""
     if not workerId:
         raise _missing("workerId")
-    rows = await participants.rows_of_worker(session, workerId)
+    rows = await _store(request).rows_of_worker(workerId)
     own = [row for row in rows if row.assignmentid == assignmentId]
     if own:
         return StatusBody(status=own[0].status or 0)
@@ -152,7 +154,7 @@ def _progress(status: int) -> int:
 
 @router.get("/ad", response_class=HTMLResponse, summary="The HIT's ad, as MTurk shows it")
 @router.get("/pub", response_class=HTMLResponse, summary="The HIT's ad (alias of /ad)")
-async def show_ad(request: Request, session: SessionDep, settings: SettingsDep, hitId: Param = None,
+async def show_ad(request: Request, settings: SettingsDep, hitId: Param = None,
                   assignmentId: Param = None, workerId: Param = None, mode: Param = None) -> Response:
     """The ad, a thank-you page for finished workers, or the error that says why they cannot take part."""
     ids = {"hitId": hitId, "assignId": assignmentId, "workerId": workerId}
@@ -163,7 +165,7 @@ async def show_ad(request: Request, session: SessionDep, settings: SettingsDep, 
     debug = is_debug(mode=mode, hit_id=hitId)
     status, other_assignment = None, False
     if workerId:
-        rows = await participants.rows_of_worker(session, workerId)
+        rows = await _store(request).rows_of_worker(workerId)
         own = next((row for row in rows if row.assignmentid == assignmentId), None)
         status = own.status if own else None
         other_assignment = any(row.assignmentid != assignmentId for row in rows)
@@ -192,7 +194,7 @@ async def show_consent(request: Request, hitId: Param = None, assignmentId: Para
 
 
 @router.get("/exp", response_class=HTMLResponse, summary="The experiment page; allocates the participant")
-async def show_experiment(request: Request, session: SessionDep, settings: SettingsDep, hitId: Param = None,
+async def show_experiment(request: Request, settings: SettingsDep, hitId: Param = None,
                           assignmentId: Param = None, workerId: Param = None, mode: Param = None) -> Response:
     """Creates the participant with a counterbalanced condition on first visit, or lets them resume."""
     ids = {"hitId": hitId, "assignId": assignmentId, "workerId": workerId}
@@ -202,24 +204,22 @@ async def show_experiment(request: Request, session: SessionDep, settings: Setti
     if len(uid) > MAX_ID_LENGTH:
         raise ExperimentError("hit_assign_worker_id_not_set_in_exp", **ids)
     debug = is_debug(mode=mode, hit_id=hitId)
-    participant = await participants.find(session, uid)
+    store = _store(request)
+    participant = await store.read(uid)
     if participant is None:
-        if not settings.allow_repeats and await participants.rows_of_worker(session, workerId):
-            raise ExperimentError("already_did_exp_hit", **ids)
-        arrival = participants.Arrival(
+        arrival = Arrival(
             hit_id=hitId, assignment_id=assignmentId, worker_id=workerId, mode=mode,
             ipaddress=client_ip(request, settings.trusted_proxy_set()),
             **_browser_fields(request))
         try:
-            participant, _created = await participants.create(
-                session, arrival, codeversion=settings.experiment_code_version,
-                cutoff_minutes=settings.cutoff_time, allow_repeats=settings.allow_repeats,
-                choose=_chooser(request, mode))
-        except participants.RepeatWorker:
+            participant, _created = await store.create(
+                arrival, codeversion=settings.experiment_code_version, cutoff_minutes=settings.cutoff_time,
+                allow_repeats=settings.allow_repeats, choose=await _chooser(request, mode))
+        except RepeatWorker:
             raise ExperimentError("already_did_exp_hit", **ids) from None
     elif participant.status in (Status.STARTED, Status.QUITEARLY):
         if holds_secret(request, await _key(request), uid):
-            await _store(request).resume(uid, timestamp_ms=int(time.time() * 1000))
+            await store.resume(uid, timestamp_ms=int(time.time() * 1000))
         elif not debug:
             raise ExperimentError("already_started_exp", **ids)
     elif participant.status in FINISHED and not debug:
@@ -240,15 +240,16 @@ def _browser_fields(request: Request) -> dict[str, str]:
             "language": useragent.preferred_language(request.headers.get("accept-language"))}
 
 
-def _chooser(request: Request, mode: str):  # type: ignore[no-untyped-def]
+async def _chooser(request: Request, mode: str) -> Callable[[dict[Cell, int]], Cell]:
+    """How this arrival's cell is chosen: custom.py's custom_get_condition(mode), else psiTurk's rule."""
     settings = request.app.state.settings
     hook = request.app.state.custom.get_condition
+    if hook is not None:
+        # Asked before the counting transaction opens: the hook may wait on anything, the transaction may not.
+        chosen = await call_condition_hook(hook, mode)
+        return lambda _counts: chosen
 
-    async def choose(counts: dict[Cell, int]) -> Cell:
-        if hook is not None:
-            from ..extensions import call_condition_hook
-
-            return await call_condition_hook(hook, mode)
+    def choose(counts: dict[Cell, int]) -> Cell:
         num_conds, num_counters = settings.num_conds, settings.num_counters
         try:
             from_file = read_conditions_file(settings.project_dir)

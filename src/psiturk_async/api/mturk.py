@@ -70,7 +70,7 @@ router = admin_router(route_class=MTurkRoute, tags=["mturk"])
 router.responses.update(error_responses(409, 422, 502, 503, 504))
 
 
-def get_mturk(request: Request) -> MTurkClients:
+async def get_mturk(request: Request) -> MTurkClients:
     return request.app.state.mturk
 
 

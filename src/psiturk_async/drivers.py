@@ -1,0 +1,195 @@
+"""Three ways to run the participant store's SQL: asyncpg, SQLite on the event loop, SQLite in a thread.
+
+SQLite work on the hot path is a few hundred microseconds of C. Handing each statement to aiosqlite's thread
+costs more CPU than the statement itself, so the store first runs a unit of work directly on the event loop
+with a busy timeout of zero: it either completes at once, or finds the database locked (another process is
+writing) and changes nothing. Only then is the same unit of work run in a thread that waits for the lock.
+A unit of work run inline never suspends, so no other request interleaves with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .db import SQLITE_BUSY_TIMEOUT_MS
+
+
+INLINE_RETRY_FIRST_S = 0.0005
+INLINE_RETRY_MAX_S = 0.02
+INLINE_RETRY_TOTAL_S = 2.0
+
+
+class Busy(Exception):
+    """SQLite's write lock is held elsewhere; nothing was changed."""
+
+
+class Connection(Protocol):
+    async def execute(self, sql: str, *params: Any) -> int: ...
+    async def fetchrow(self, sql: str, *params: Any) -> tuple[Any, ...] | None: ...
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+    def transaction(self) -> Any: ...
+
+
+class PostgresConnection:
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        outcome = await self.driver.execute(sql, *params)
+        return int(outcome.rsplit(" ", 1)[-1])
+
+    async def fetchrow(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        found = await self.driver.fetchrow(sql, *params)
+        return tuple(found) if found is not None else None
+
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self.driver.fetch(sql, *params)]
+
+    def transaction(self) -> Any:
+        return self.driver.transaction()
+
+
+def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+class InlineSqlite:
+    """SQLite on the event loop thread; raises Busy instead of waiting for another process's lock."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = open_sqlite(path, busy_timeout_ms=0)
+
+    def _call(self, function: Callable[[], Any]) -> Any:
+        try:
+            return function()
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                if self.connection.in_transaction:
+                    self.connection.rollback()
+                raise Busy() from exc
+            raise
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        return self._call(lambda: self.connection.execute(sql, params).rowcount)
+
+    async def fetchrow(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        return self._call(lambda: self.connection.execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self._call(lambda: self.connection.execute(sql, params).fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        # IMMEDIATE takes the write lock before the first read, so the read-then-write cannot be raced.
+        self._call(lambda: self.connection.execute("BEGIN IMMEDIATE"))
+        try:
+            yield
+        except BaseException:
+            if self.connection.in_transaction:
+                self.connection.rollback()
+            raise
+        self._call(lambda: self.connection.execute("COMMIT"))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class ThreadSqlite(InlineSqlite):
+    """SQLite on a thread of its own with a long busy timeout: for when the inline attempt found the lock held.
+
+    Its own thread, not a shared pool: a unit of work holding the lock must never wait for a pool thread
+    that another unit, blocked on the same lock, is occupying.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psiturk-sqlite")
+        self.connection = None  # type: ignore[assignment]
+        self.path = path
+
+    async def _in_thread(self, function: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, function)
+
+    async def open(self) -> ThreadSqlite:
+        self.connection = await self._in_thread(
+            lambda: open_sqlite(self.path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS))
+        return self
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        return await self._in_thread(lambda: self.connection.execute(sql, params).rowcount)
+
+    async def fetchrow(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        return await self._in_thread(lambda: self.connection.execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return await self._in_thread(lambda: self.connection.execute(sql, params).fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        await self._in_thread(lambda: self.connection.execute("BEGIN IMMEDIATE"))
+        try:
+            yield
+        except BaseException:
+            await self._in_thread(self.connection.rollback)
+            raise
+        await self._in_thread(lambda: self.connection.execute("COMMIT"))
+
+    async def aclose(self) -> None:
+        if self.connection is not None:
+            await self._in_thread(self.connection.close)
+        self.thread.shutdown(wait=False)
+
+
+class Runner:
+    """Runs a unit of work `work(connection)` on the right kind of connection for the engine's database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self.sqlite_path = "" if self.postgres else str(Path(engine.url.database or ""))
+        self._inline: InlineSqlite | None = None
+
+    async def run(self, work: Callable[[Any], Any]) -> Any:
+        if self.postgres:
+            async with self.engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                return await work(PostgresConnection(raw.driver_connection))
+        if self._inline is None:
+            self._inline = InlineSqlite(self.sqlite_path)
+        # The lock is usually held by this process's own session code for a millisecond or two: waiting on
+        # the event loop and trying again is far cheaper than a thread blocked in SQLite's busy handler.
+        delay, waited = INLINE_RETRY_FIRST_S, 0.0
+        while waited < INLINE_RETRY_TOTAL_S:
+            try:
+                return await work(self._inline)
+            except Busy:
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, INLINE_RETRY_MAX_S)
+        waiting = await ThreadSqlite(self.sqlite_path).open()
+        try:
+            return await work(waiting)
+        finally:
+            await waiting.aclose()
+
+    def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
