@@ -32,18 +32,12 @@ def _admin_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _create_database(name: str) -> None:
-    connection = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
+async def _admin(statements: list[str], database: str | None = None) -> None:
+    dsn = _admin_dsn(POSTGRES_URL) if database is None else postgres_url_for(database)
+    connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(name: str) -> None:
-    connection = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for statement in statements:
+            await connection.execute(statement)
     finally:
         await connection.close()
 
@@ -53,18 +47,36 @@ def postgres_url_for(name: str) -> str:
     return f"{base}/{name}"
 
 
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """One PostgreSQL database for this test session (its name is random, so runs at once do not meet)."""
+    name = f"psiturk_test_{secrets.token_hex(6)}"
+    asyncio.run(_admin([f'CREATE DATABASE "{name}"']))
+    try:
+        yield name
+    finally:
+        asyncio.run(_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
+
+
+def _empty_postgres(name: str) -> None:
+    """Make the session's database empty again: cheaper than a new database for every test."""
+    asyncio.run(_admin([
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        "DROP SCHEMA public CASCADE",
+        "CREATE SCHEMA public",
+    ], database=name))
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, or a PostgreSQL database made for this test alone."""
+    """A URL of an empty database: a SQLite file, or the session's PostgreSQL database, emptied for this test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'participants.db'}"
         return
-    name = f"psiturk_test_{secrets.token_hex(6)}"
-    asyncio.run(_create_database(name))
-    try:
-        yield postgres_url_for(name)
-    finally:
-        asyncio.run(_drop_database(name))
+    name = request.getfixturevalue("postgres_database")
+    _empty_postgres(name)
+    yield postgres_url_for(name)
 
 
 @pytest.fixture
