@@ -4,6 +4,7 @@ commands at once; --again, --auto, max_spend, dry runs and MTurk's refusals."""
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,7 @@ from mturk_world import (
     take_part,
     use_clients,
 )
-from participant_flow import running_app
+from participant_flow import arrive, browser, running_app
 from psiturk_async.models import Status
 from psiturk_async.mturk.fees import bonus_cost
 from psiturk_async.settings import Settings
@@ -236,3 +237,18 @@ async def test_unapproved_work_is_not_bonused(app: FastAPI, client: httpx.AsyncC
     assert outcomes[submitted] == ("skipped", "the participant is SUBMITTED: approve the assignment first")
     assert outcomes["NOSUCHASSIGNMENT"][0] == "refused"
     assert fake_mturk.calls("SendBonus") == []
+
+
+async def test_a_slow_mturk_never_holds_up_participants(
+        app: FastAPI, client: httpx.AsyncClient, fake_mturk: FakeMTurk) -> None:
+    hit_id, (first, _) = await approved_hit(app, client, fake_mturk)
+    fake_mturk.inject("delay", operation="SendBonus", seconds=3)
+    paying = asyncio.create_task(api(client, "POST", "/bonuses", json=bonus_body(assignment_ids=[first])))
+    await asyncio.sleep(1)  # the intent is committed; the bonus is waiting on MTurk
+    started = time.monotonic()
+    async with browser(app) as http:  # a new participant arrives and saves: both write to the database
+        uid = await arrive(http, worker="A1NEWWORKER0001", assignment="NEWASSIGNMENT1", hit=hit_id, mode="sandbox")
+        saved = await http.put(f"/sync/{uid}", json={"data": [], "eventdata": [], "questiondata": {"q": 1}})
+    assert saved.status_code == 200 and time.monotonic() - started < 1.5
+    assert not paying.done()
+    assert (await paying)["items"][0]["outcome"] == "sent"

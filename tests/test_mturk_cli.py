@@ -107,6 +107,7 @@ def test_live_mode_asks_before_spending(make_settings: Any, fake_mturk: FakeMTur
         declined = cli(http, "hit", "create", "1", "2.00", "1", answer="n\n")
         assert declined.exit_code == 1
         assert "in LIVE mode, spending up to $2.40 of real money. Go ahead?" in declined.stdout
+        assert declined.stderr == "Error: not confirmed: nothing was sent (--yes skips the question)\n"
         assert fake_mturk.calls() == []
         accepted = cli(http, "hit", "create", "1", "2.00", "1", answer="y\n")
         assert accepted.exit_code == 0 and "Created live HIT" in accepted.stdout
@@ -141,6 +142,7 @@ def test_failures_are_one_line_and_exit_1(http: TestClient, fake_mturk: FakeMTur
     assert "AWS.MechanicalTurk.HITDoesNotExist" in unknown.stderr
     refused = cli(http, "worker", "approve", "NOSUCHASSIGNMENT")
     assert refused.exit_code == 1 and "AssignmentDoesNotExist" in refused.stdout
+    assert refused.stderr == "Error: 1 of 1 not done (refused, or no answer from MTurk): see above\n"
 
 
 def test_qualifications_list_says_when_there_are_none(http: TestClient, fake_mturk: FakeMTurk) -> None:

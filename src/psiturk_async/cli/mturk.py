@@ -8,9 +8,11 @@ the mode and the total that were shown, and the server refuses it if either has 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import click
 import typer
+from pydantic import BaseModel
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -42,6 +44,7 @@ HitOption = Annotated[str | None, typer.Option("--hit", help="That HIT only.")]
 AssignmentIds = Annotated[list[str] | None, typer.Argument(metavar="ASSIGNMENT_ID", show_default=False)]
 HitIds = Annotated[list[str] | None, typer.Argument(metavar="HIT_ID", show_default=False)]
 FAILED = ("refused", "unknown")
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def table(*columns: str, title: str | None = None) -> Table:
@@ -55,6 +58,18 @@ def table(*columns: str, title: str | None = None) -> Table:
     return found
 
 
+def fetched(ctx: typer.Context, path: str, model: type[Model], *,
+            body: dict[str, Any] | None = None) -> Model | None:
+    """The API's answer (POST when there is a body), or None once it was printed as JSON for --json."""
+    connection = connection_of(ctx)
+    api = connection.client()
+    found = api.get(path, model) if body is None else api.post(path, model, body=body)
+    if connection.json_output:
+        print_json(found.model_dump(mode="json"))
+        return None
+    return found
+
+
 def server_mode(api: AdminClient) -> str:
     return api.get("/api/mode", ModePublic).mode
 
@@ -62,7 +77,23 @@ def server_mode(api: AdminClient) -> str:
 def confirm(mode: str, total: str, what: str, *, yes: bool) -> None:
     """In live mode, ask before spending (the sandbox's money is not real)."""
     if mode == "live" and not yes:
-        typer.confirm(f"{what} in LIVE mode, spending up to ${total} of real money. Go ahead?", abort=True)
+        try:
+            agreed = typer.confirm(f"{what} in LIVE mode, spending up to ${total} of real money. Go ahead?")
+        except click.exceptions.Abort:
+            agreed = False
+        if not agreed:
+            raise CliError("not confirmed: nothing was sent (--yes skips the question)")
+
+
+def plural(count: float, noun: str) -> str:
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
+def failed_some(items: list[Any], count: int) -> None:
+    """Exit status 1 (and one line on stderr) when MTurk refused some items or did not answer."""
+    failed = sum(1 for item in items if item.outcome in FAILED)
+    if failed:
+        raise CliError(f"{failed} of {count} not done (refused, or no answer from MTurk): see above")
 
 
 def print_requests(requests: list[dict[str, Any]]) -> None:
@@ -93,10 +124,8 @@ def selection(all_: bool, hit: str | None, ids: list[str] | None, *, allow_all: 
 @reports_failures
 def amt_balance(ctx: typer.Context) -> None:
     """The MTurk account balance in the current mode, and the study's recorded spending."""
-    connection = connection_of(ctx)
-    found = connection.client().get("/api/mturk/balance", Balance)
-    if connection.json_output:
-        print_json(found.model_dump(mode="json"))
+    found = fetched(ctx, "/api/mturk/balance", Balance)
+    if found is None:
         return
     typer.echo(f"{found.mode} balance: ${found.available}")
     typer.echo(spending_line(found.spending))
@@ -136,8 +165,8 @@ def hit_create(
     if not connection.json_output:
         typer.echo(f"{'Dry run: would create' if dry_run else 'Creating'} a {mode} HIT")
         for label, value in [("Max workers", plan.assignments), ("Reward", f"${plan.reward}"),
-                             ("Duration", f"{plan.duration_hours:g} hours"),
-                             ("Listed for", f"{plan.lifetime_hours:g} hours"), ("Fee", f"${plan.fee}"),
+                             ("Duration", plural(plan.duration_hours, "hour")),
+                             ("Listed for", plural(plan.lifetime_hours, "hour")), ("Fee", f"${plan.fee}"),
                              ("Total", f"${plan.total}"), ("Ad URL", plan.external_url)]:
             typer.echo(f"  {label}: {value}")
         typer.echo(f"  {spending_line(plan.spending)}")
@@ -145,7 +174,7 @@ def hit_create(
         print_requests(plan.requests)
         typer.echo("Dry run: nothing was sent.")
         return
-    confirm(mode, plan.total, f"Create a HIT for {plan.assignments} workers", yes=yes)
+    confirm(mode, plan.total, f"Create a HIT for {plural(plan.assignments, 'worker')}", yes=yes)
     created = api.post("/api/mturk/hits", HitCreated, body=body | {"expect_total": plan.total})
     if connection.json_output:
         print_json(created.model_dump(mode="json"))
@@ -209,8 +238,7 @@ def hit_action(ctx: typer.Context, action: str, all_: bool, hit_ids: list[str] |
             typer.echo(f"{result.hit_id}: {result.outcome}: {result.detail}")
         if dry_run:
             typer.echo("Dry run: nothing was sent.")
-    if any(result.outcome in FAILED for result in found.results):
-        raise typer.Exit(1)
+    failed_some(found.results, len(found.results))
 
 
 @hit_app.command("expire")
@@ -236,13 +264,11 @@ def hit_list(
     all_studies: Annotated[bool, typer.Option("--all-studies", help="Every HIT of the account.")] = False,
 ) -> None:
     """This study's HITs in the current mode, as MTurk lists them."""
-    connection = connection_of(ctx)
     if active and reviewable:
         raise CliError("give --active or --reviewable, not both")
     body = {"active": active, "reviewable": reviewable, "all_studies": all_studies}
-    found = connection.client().post("/api/mturk/hits/sync", HitList, body=body)
-    if connection.json_output:
-        print_json(found.model_dump(mode="json"))
+    found = fetched(ctx, "/api/mturk/hits/sync", HitList, body=body)
+    if found is None:
         return
     if not found.hits:
         typer.echo(f"No {found.mode} HITs.")
@@ -269,15 +295,13 @@ def worker_list(
     hit: HitOption = None,
 ) -> None:
     """Assignments of this study's HITs from MTurk; local statuses are brought in step with MTurk's."""
-    connection = connection_of(ctx)
     flags = (("Submitted", submitted), ("Approved", approved), ("Rejected", rejected))
     chosen = [name for name, on in flags if on]
     if len(chosen) > 1:
         raise CliError("give at most one of --submitted, --approved, --rejected")
     body = {"status": chosen[0] if chosen else None, "hit_id": hit}
-    found = connection.client().post("/api/mturk/assignments/sync", AssignmentList, body=body)
-    if connection.json_output:
-        print_json(found.model_dump(mode="json"))
+    found = fetched(ctx, "/api/mturk/assignments/sync", AssignmentList, body=body)
+    if found is None:
         return
     if not found.assignments:
         typer.echo("No workers match.")
@@ -327,8 +351,7 @@ def act(ctx: typer.Context, path: str, body: dict[str, Any], *, dry_run: bool, y
         else:
             print_report(preview)
             typer.echo("Nothing to send.")
-        if any(item.outcome in FAILED for item in preview.items):
-            raise typer.Exit(1)
+        failed_some(preview.items, len(preview.items))
         return
     if spends:
         if not connection.json_output and preview.mode == "live" and not yes:
@@ -340,8 +363,7 @@ def act(ctx: typer.Context, path: str, body: dict[str, Any], *, dry_run: bool, y
     else:
         print_report(done)
         typer.echo(spending_line(done.spending))
-    if any(item.outcome in FAILED for item in done.items):
-        raise typer.Exit(1)
+    failed_some(done.items, len(done.items))
 
 
 @worker_app.command("approve")
@@ -401,10 +423,8 @@ def worker_bonus(
 @reports_failures
 def qualifications_list(ctx: typer.Context) -> None:
     """Qualification types you own (for --require-qualification-id and --block-qualification-id)."""
-    connection = connection_of(ctx)
-    found = connection.client().get("/api/mturk/qualifications", QualificationList)
-    if connection.json_output:
-        print_json(found.model_dump(mode="json"))
+    found = fetched(ctx, "/api/mturk/qualifications", QualificationList)
+    if found is None:
         return
     if not found.qualification_types:
         typer.echo("No custom qualifications found.")

@@ -56,7 +56,7 @@ HIT_MISSING = "AWS.MechanicalTurk.HITDoesNotExist"
 DUPLICATE = "AWS.MechanicalTurk.DuplicateRequest"
 WORKER_SITES = {"sandbox": "https://workersandbox.mturk.com", "live": "https://worker.mturk.com"}
 EXPIRE_AT_OFFSET = timedelta(days=30)  # psiTurk's "expire now": an ExpireAt well in the past
-PENDING_TOKEN = "<derived from the local record when sent>"
+PENDING_TOKEN = "<assigned when sent>"
 
 
 async def balance(session: AsyncSession, mturk: MTurkClients, *, settings: Settings, mode: Mode) -> Balance:
