@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .. import records, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
@@ -49,6 +49,7 @@ FormParam = Annotated[str | None, Form(), AfterValidator(_storable)]
 JS_TYPE = "text/javascript; charset=utf-8"
 STATIC_CACHE = {"Cache-Control": "public, max-age=10"}
 TIMESTAMP_ON = {Status.STARTED: "beginexp", Status.COMPLETED: "endhit"}
+SAVED = orjson.dumps({"status": "user data saved"})
 
 
 class StatusBody(BaseModel):
@@ -65,6 +66,9 @@ class SaveAck(BaseModel):
 
 class Delta(BaseModel):
     """An incremental save: only what is new since the last acknowledged one."""
+
+    # A key outside these (say, currenttrial at the top level) would otherwise be dropped without a word.
+    model_config = ConfigDict(extra="forbid")
 
     data_from: int = Field(0, ge=0)
     data: list[Any] = []
@@ -370,7 +374,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 @router.put("/sync/{uid}", response_model=StatusBody, responses=error_responses(400, 403, 404, 409, 413))
-async def save_data(uid: str, request: Request, settings: SettingsDep) -> StatusBody:
+async def save_data(uid: str, request: Request, settings: SettingsDep) -> Response:
     """Store the client's whole model as the participant's datastring, unless it would drop stored trials."""
     await _require_secret(request, uid)
     body = await _read_body(request, settings.max_sync_bytes)
@@ -379,11 +383,12 @@ async def save_data(uid: str, request: Request, settings: SettingsDep) -> Status
         await _store(request).save_full(uid, body.decode(), records.list_length(record, "data"))
     except Refused as refused:
         raise ApiError(refused.status_code, refused.error, refused.detail, **refused.extra) from None
-    return StatusBody(status="user data saved")
+    # The hot path answers with prepared bytes; the response model above still documents the shape.
+    return Response(SAVED, media_type="application/json")
 
 
 @router.post("/sync/{uid}/delta", response_model=SaveAck, responses=error_responses(400, 403, 404, 409, 413))
-async def save_delta(uid: str, request: Request, settings: SettingsDep) -> SaveAck:
+async def save_delta(uid: str, request: Request, settings: SettingsDep) -> Response:
     """Append only what is new since the last acknowledged save; a repeated delta is applied once.
 
     Accepts application/json and text/plain (what navigator.sendBeacon sends)."""
@@ -399,7 +404,8 @@ async def save_delta(uid: str, request: Request, settings: SettingsDep) -> SaveA
         data_length, event_length = await _store(request).save_delta(uid, delta.model_dump())
     except Refused as refused:
         raise ApiError(refused.status_code, refused.error, refused.detail, **refused.extra) from None
-    return SaveAck(data_length=data_length, eventdata_length=event_length)
+    return Response(orjson.dumps({"status": "user data saved", "data_length": data_length,
+                                   "eventdata_length": event_length}), media_type="application/json")
 
 
 raw_pages = APIRouter()
