@@ -17,10 +17,12 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 
-# Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
+# Debian's Chromium for the browser tests (tests/browser.py launches /usr/bin/chromium); Playwright never
+# downloads a browser of its own.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Chromium from Debian (needs root)..."; \
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" != 0 ]; then echo "Chromium is missing: run 'make browser' as root (apt-get)"; exit 1; fi; \
+		echo "Installing Chromium from Debian..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 serve: install
@@ -32,7 +34,7 @@ test: install-dev browser
 	@if [ -z "$$PSITURK_TEST_POSTGRES_URL" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "PostgreSQL found at 127.0.0.1:5432: the PostgreSQL half of the suite runs too."; fi
 	PSITURK_TEST_POSTGRES_URL=$${PSITURK_TEST_POSTGRES_URL:-$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(POSTGRES_URL))} \
-		AWS_EC2_METADATA_DISABLED=true $(BIN)/python -m pytest
+		AWS_EC2_METADATA_DISABLED=true PSITURK_TEST_STRICT=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest
 	node --test client/
 
 lint: install-dev
