@@ -122,8 +122,12 @@ def _why_not_local(local: Local | None, mode: Mode) -> str | None:
 async def record(session: AsyncSession, mode: Mode, target: Target, *, kind: str, cost: Cost,
                  reason: str | None = None, override: bool = False, source: str = "command",
                  note: str | None = None) -> None:
-    """Write what MTurk confirmed, and move the participant, in one transaction."""
+    """Write what MTurk confirmed, and move the participant, in one transaction (once per assignment)."""
     await begin_write(session)
+    earlier = await ledger.entries_for(session, [target.assignment_id], kind)
+    if any(e.state == "done" and e.override == override for e in earlier):
+        await session.commit()  # another command recorded it meanwhile
+        return
     session.add(ledger.entry(kind=kind, mode=mode, state="done", hit_id=target.assignment.get("HITId"),
                              assignment_id=target.assignment_id, worker_id=str(target.assignment.get("WorkerId")),
                              uniqueid=target.local.uniqueid if target.local else None, cost=cost, reason=reason,
