@@ -27,7 +27,8 @@ browser:
 
 serve: install
 	@test -d $(EXAMPLE) || $(BIN)/psiturk-async setup-example $(EXAMPLE)
-	@echo "Debug link: http://localhost:22362/ad?assignmentId=debug$$RANDOM&hitId=debug$$RANDOM&workerId=debug$$RANDOM&mode=debug"
+	@$(BIN)/python -c "import secrets; i = lambda: 'debug' + secrets.token_hex(3).upper(); \
+		print(f'Debug link: http://localhost:22362/ad?assignmentId={i()}&hitId={i()}&workerId={i()}&mode=debug')"
 	cd $(EXAMPLE) && ../$(BIN)/psiturk-async serve
 
 test: install-dev browser

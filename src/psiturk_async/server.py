@@ -56,6 +56,9 @@ def run(settings: Settings, *, host: str, port: int, workers: int) -> None:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # A worker has this long to import the app and answer the supervisor's first ping; uvicorn's 5 s
+        # default kills and restarts workers over and over on a busy two-core machine.
+        timeout_worker_healthcheck=60,
         timeout_keep_alive=settings.server_timeout,
         **tls,
     )
