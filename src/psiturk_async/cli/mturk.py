@@ -29,7 +29,8 @@ from ..mturk.schemas import (
 )
 from ..schemas import ModePublic
 from .client import AdminClient, CliError
-from .remote import connection_of, print_json, reports_failures, show
+from .output import print_json, reports_failures, show
+from .remote import connection_of
 
 hit_app = typer.Typer(help="HITs on MTurk: create, extend, expire, delete, list.", no_args_is_help=True)
 worker_app = typer.Typer(help="Workers' assignments: list, approve, reject, unreject, bonus.",
