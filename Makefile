@@ -12,10 +12,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[legacy]'
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,legacy]'
 
 # Debian's Chromium for the browser tests (tests/browser.py launches /usr/bin/chromium); Playwright never
 # downloads a browser of its own.
@@ -39,8 +39,7 @@ test: install-dev browser
 	node --test client/
 
 lint: install-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE) .pytest_cache

@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from psiturk_async.settings import KEYS
-
 from conftest import free_port
+from psiturk_async.settings import KEYS
 
 CLI = [sys.executable, "-m", "psiturk_async.cli"]
 

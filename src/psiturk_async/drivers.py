@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .db import SQLITE_BUSY_TIMEOUT_MS
 
-
 INLINE_RETRY_FIRST_S = 0.0005
 INLINE_RETRY_MAX_S = 0.02
 INLINE_RETRY_TOTAL_S = 2.0

@@ -30,7 +30,8 @@ class Browser:
 
     @property
     def is_pc(self) -> bool:
-        return not (self.is_mobile or self.is_tablet) and self.platform in {"windows", "macos", "linux", "chromeos"}
+        desktop = {"windows", "macos", "linux", "chromeos"}
+        return not (self.is_mobile or self.is_tablet) and self.platform in desktop
 
 
 def parse(user_agent: str) -> Browser:
