@@ -103,9 +103,12 @@ def serve(
                workers=workers or settings.worker_count)
 
 
+EXAMPLE_FOLDER = Path("psiturk-example")
+
+
 @app.command("setup-example")
 def setup_example(
-    directory: Annotated[Path, typer.Argument(help="Where to write the example project.")] = Path("psiturk-example"),
+    directory: Annotated[Path, typer.Argument(help="Where to write the example project.")] = EXAMPLE_FOLDER,
 ) -> None:
     """Write a complete example experiment into DIRECTORY (default ./psiturk-example)."""
     from ..project import ProjectExists
