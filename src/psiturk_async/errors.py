@@ -71,20 +71,26 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "invalid_request", "detail": "; ".join(problems)}, status_code=422)
 
 
-async def _experiment_error(request: Request, exc: Exception) -> HTMLResponse:
-    """The project's error.html with psiTurk's number; a plain page if that template itself fails."""
-    assert isinstance(exc, ExperimentError)
-    settings = request.app.state.settings
-    logger.info("experiment error %s (%d) on %s", exc.name, exc.kind.code, request.url.path)
+def experiment_error_page(exc: ExperimentError, *, templates: Any, settings: Any, path: str) -> HTMLResponse:
+    """The project's error.html with psiTurk's number; a plain page if that template itself fails.
+
+    Synchronous: the legacy layer's Flask routes answer with the same page from their threads."""
+    logger.info("experiment error %s (%d) on %s", exc.name, exc.kind.code, path)
     context = {"errornum": exc.kind.code, "errordesc": exc.kind.description,
                "contact_address": settings.contact_email_on_error, **exc.context}
     try:
-        return request.app.state.templates.render("error.html", status_code=exc.http_status, **context)
+        return templates.render("error.html", status_code=exc.http_status, **context)
     except Exception:
         logger.exception("error.html could not be rendered")
         body = (f"<!doctype html><title>Error</title><p><b>Error</b>: {exc.kind.code}</p>"
                 f"<p>{html.escape(exc.kind.description)}</p>")
         return HTMLResponse(body, status_code=exc.http_status)
+
+
+async def _experiment_error(request: Request, exc: Exception) -> HTMLResponse:
+    assert isinstance(exc, ExperimentError)
+    return experiment_error_page(exc, templates=request.app.state.templates, settings=request.app.state.settings,
+                                 path=request.url.path)
 
 
 async def _database_down(_request: Request, exc: Exception) -> JSONResponse:

@@ -41,6 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.mturk.aclose()
         await engine.dispose()
+        if app.state.custom.legacy is not None:
+            app.state.custom.legacy.close()
 
 
 class RequestLog:
@@ -94,7 +96,7 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     )
     app.state.settings = settings
     app.state.templates = ProjectTemplates(settings.project_dir)
-    app.state.custom = custom = load_custom_code(settings.project_dir)
+    app.state.custom = custom = load_custom_code(settings.project_dir, settings)
     install_error_handlers(app)
     # The participant routes first: they carry the load, and FastAPI tries routes in order.
     app.include_router(experiment.router)
@@ -108,6 +110,9 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         custom.init_app(app)
     app.mount("/static", ProjectStatic(directory=settings.project_dir / "static", check_dir=False),
               name="static")
+    if custom.legacy is not None:
+        # psiTurk 3's Flask blueprint: after every route of ours, before the catch-all.
+        custom.legacy.mount(app)
     # Last: the catch-all that hands out raw template pages.
     app.include_router(experiment.raw_pages)
     app.add_middleware(RequestLog)

@@ -28,6 +28,8 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(LEVELS[settings.loglevel])
     logging.getLogger("psiturk_async.requests").setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    # That psiTurk 3's compatibility layer serves custom.py is said at start-up whatever `loglevel` says.
+    logging.getLogger("psiturk_async.legacy").setLevel(logging.INFO)
 
 
 def app_from_environment():  # type: ignore[no-untyped-def]

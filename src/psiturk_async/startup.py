@@ -22,7 +22,9 @@ def check_project(settings: Settings) -> None:
     try:
         ProjectTemplates(settings.project_dir).check()
         read_conditions_file(settings.project_dir)
-        load_custom_code(settings.project_dir)
+        custom = load_custom_code(settings.project_dir, settings)
+        if custom.legacy is not None:
+            custom.legacy.close()
     except CustomCodeError as exc:
         if exc.__cause__ is not None:
             # The line in custom.py that failed, and what it called, is what the researcher needs to see.
