@@ -134,6 +134,15 @@ def test_participants_list_filters_by_status_name(http: TestClient) -> None:
     assert [item["uniqueid"] for item in page["items"]] == ["D4EMPTY:D4ASSIGNMENT", "E5PARTIAL:E5ASSIGNMENT"]
 
 
+def test_participants_counts_shows_cells_and_statuses(http: TestClient) -> None:
+    result = cli(http, "participants", "counts", "--mode", "live")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\s*0\s+1\s+1\s*$", result.stdout, re.M) and re.search(r"3 COMPLETED\s+3", result.stdout)
+    assert "4 matching participants." in result.stdout
+    counts = json.loads(cli(http, "--json", "participants", "counts").stdout)
+    assert counts["total"] == 5 and {"cond": 1, "counterbalance": 0, "count": 1} in counts["cells"]
+
+
 def test_participants_show_summarises_the_data(http: TestClient) -> None:
     result = cli(http, "participants", "show", FIXTURE_UID)
     assert result.exit_code == 0, result.output

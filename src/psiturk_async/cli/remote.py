@@ -27,6 +27,7 @@ from ..schemas import (
     DebugLink,
     ModeChange,
     ModePublic,
+    ParticipantCounts,
     ParticipantDetail,
     ParticipantFilter,
     ParticipantPage,
@@ -214,6 +215,27 @@ def participants_list(
     console.print(f"{len(page.items)} of {page.total} matching participants shown.")
     if page.next_after:
         console.print(f"Next page: --after '{page.next_after}'", highlight=False)
+
+
+@participants_app.command("counts")
+@reports_failures
+@with_filter_options
+def participants_counts(ctx: typer.Context, where: dict[str, Any]) -> None:
+    """How many participants there are by condition × counterbalance, and by status."""
+    connection = connection_of(ctx)
+    counts = connection.client().get("/api/participants/counts", ParticipantCounts, params=where)
+    if connection.json_output:
+        print_json(counts.model_dump(mode="json"))
+        return
+    cells = Table("cond", "cb", "participants", box=box.SIMPLE_HEAD)
+    for cell in counts.cells:
+        cells.add_row(show(cell.cond), show(cell.counterbalance), str(cell.count))
+    statuses = Table("status", "participants", box=box.SIMPLE_HEAD)
+    for status_count in counts.statuses:
+        statuses.add_row(f"{show(status_count.status)} {status_count.status_name}", str(status_count.count))
+    console = Console()
+    console.print(cells, statuses)
+    console.print(f"{counts.total} matching participants.")
 
 
 @participants_app.command("show")
