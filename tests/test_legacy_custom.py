@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -261,3 +262,30 @@ async def test_custom_get_condition_can_query_through_psiturks_session(settings:
         conditions = [(await row(app, uid) or {})["cond"] for uid in (first, second, third)]
 
     assert conditions == [0, 1, 0]
+
+
+def readme_python_blocks() -> list[str]:
+    """The Python code blocks of the README's "Coming from psiTurk 3" section."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Coming from psiTurk 3", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.parametrize("form", ["flask", "native"])
+async def test_the_readmes_compute_bonus_in_both_forms(settings: Settings, form: str) -> None:
+    flask_form, native_form = readme_python_blocks()
+    write_custom(settings.project_dir, flask_form if form == "flask" else native_form)
+
+    async with legacy_app(settings) as (app, http):
+        uid = await arrive(http)
+        await http.put(f"/sync/{uid}", json=stroop_record(uid, HITS))
+        computed = await http.get("/compute_bonus", params={"uniqueId": uid})
+        missing = await http.get("/compute_bonus")
+        unknown = await http.get("/compute_bonus", params={"uniqueId": "nobody:none"})
+        stored = await row(app, uid)
+        assert (app.state.custom.legacy is not None) == (form == "flask")
+
+    assert computed.json() == {"bonusComputed": "success"}
+    assert stored is not None and stored["bonus"] == pytest.approx(0.06)
+    assert missing.status_code == 400 and error_number(missing) == 1013
+    assert unknown.status_code == 404
