@@ -289,3 +289,13 @@ async def test_the_readmes_compute_bonus_in_both_forms(settings: Settings, form:
     assert stored is not None and stored["bonus"] == pytest.approx(0.06)
     assert missing.status_code == 400 and error_number(missing) == 1013
     assert unknown.status_code == 404
+
+
+def test_an_init_app_that_fails_stops_create_app_with_its_cause(settings: Settings) -> None:
+    write_custom(settings.project_dir, DOCS_CUSTOM_PY + "\ndef init_app(app):\n    raise KeyError('nokey')\n")
+
+    with pytest.raises(CustomCodeError, match="nokey") as raised:
+        create_app(settings)
+
+    assert isinstance(raised.value.__cause__, KeyError)
+    assert "psiturk" not in sys.modules

@@ -130,9 +130,9 @@ def _open_legacy_runtime(project_dir: Path, settings: Settings | None) -> Any:
 
     try:
         return open_runtime(settings or load_settings(project_dir))
-    except ModuleNotFoundError as exc:
-        # psycopg2 for a PostgreSQL database: part of the same extra.
-        raise CustomCodeError(LEGACY_HINT) from exc
+    except ModuleNotFoundError:
+        # psycopg2, for a PostgreSQL database: part of the same extra.
+        raise CustomCodeError(LEGACY_HINT) from None
 
 
 async def call_condition_hook(hook: Any, mode: str) -> tuple[int, int]:

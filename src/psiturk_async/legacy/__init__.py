@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 from flask import Blueprint
 
+from ..extensions import CustomCodeError
 from ..settings import Settings
 from .database import LegacyDatabase
 from .flask_app import blueprint_rules, build_flask_app
@@ -87,9 +88,14 @@ class LegacyCode:
         if self.blueprint is None:
             logger.info("psiTurk 3 compatibility layer active: custom.py imports psiturk.* (no blueprint)")
             return
-        flask_app = build_flask_app(self.blueprint, settings=settings, templates=app.state.templates,
-                                    database=self.runtime.database,
-                                    init_app=getattr(self.module, "init_app", None))
+        try:
+            flask_app = build_flask_app(self.blueprint, settings=settings, templates=app.state.templates,
+                                        database=self.runtime.database,
+                                        init_app=getattr(self.module, "init_app", None))
+        except Exception as exc:
+            self.close()
+            raise CustomCodeError(f"custom.py's blueprint could not be set up on a Flask app: "
+                                  f"{type(exc).__name__}: {exc}") from exc
         self.routes = FlaskRoutes(flask_app)
         app.router.routes.append(self.routes)
         logger.info("psiTurk 3 compatibility layer active: custom.py's Flask blueprint %r answers %s "
