@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .api import admin, experiment, health, mturk
+from .api.fastpath import SyncFastPath
 from .db import create_engine, session_factory
 from .errors import install_error_handlers
 from .extensions import load_custom_code
@@ -115,5 +116,6 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         custom.legacy.mount(app)
     # Last: the catch-all that hands out raw template pages.
     app.include_router(experiment.raw_pages)
-    app.add_middleware(RequestLog)
+    app.add_middleware(SyncFastPath)
+    app.add_middleware(RequestLog)  # added last, so outermost: it logs the fast path's requests too
     return app

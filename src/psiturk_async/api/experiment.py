@@ -374,10 +374,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 @router.put("/sync/{uid}", response_model=StatusBody, responses=error_responses(400, 403, 404, 409, 413))
-async def save_data(uid: str, request: Request, settings: SettingsDep) -> Response:
+async def save_data(uid: str, request: Request) -> Response:
     """Store the client's whole model as the participant's datastring, unless it would drop stored trials."""
     await _require_secret(request, uid)
-    body = await _read_body(request, settings.max_sync_bytes)
+    body = await _read_body(request, request.app.state.settings.max_sync_bytes)
     record = _json_object(body)
     try:
         await _store(request).save_full(uid, body.decode(), records.list_length(record, "data"))
@@ -388,12 +388,12 @@ async def save_data(uid: str, request: Request, settings: SettingsDep) -> Respon
 
 
 @router.post("/sync/{uid}/delta", response_model=SaveAck, responses=error_responses(400, 403, 404, 409, 413))
-async def save_delta(uid: str, request: Request, settings: SettingsDep) -> Response:
+async def save_delta(uid: str, request: Request) -> Response:
     """Append only what is new since the last acknowledged save; a repeated delta is applied once.
 
     Accepts application/json and text/plain (what navigator.sendBeacon sends)."""
     await _require_secret(request, uid)
-    body = await _read_body(request, settings.max_sync_bytes)
+    body = await _read_body(request, request.app.state.settings.max_sync_bytes)
     try:
         delta = Delta.model_validate(_json_object(body))
     except ValidationError as exc:
