@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import records
-from .counterbalance import Cell, add_counts
+from .cell_counts import CellCounter
+from .counterbalance import Cell
 from .db import advisory_key
 from .drivers import Connection, Runner
 from .lifecycle import LEGAL_FROM, SAVABLE, Move, decide
-from .models import FINISHED, Status, unique_id, utcnow
+from .models import Status, unique_id, utcnow
 
 ROW = "status, cond, counterbalance, assignmentid, workerid, hitid, bonus, mode, datastring"
 SUMMARY = "uniqueid, assignmentid, hitid, status, cond, counterbalance, mode"
@@ -96,7 +97,7 @@ class ParticipantStore:
         self.postgres = self.runner.postgres
         quoted = engine.dialect.identifier_preparer.quote(table)
         self.table = quoted
-        savable, finished = _in_list(SAVABLE), _in_list(FINISHED)
+        savable = _in_list(SAVABLE)
         if self.postgres:
             stored_length = "coalesce(json_array_length(datastring::json -> 'data'), 0)"
         else:
@@ -110,14 +111,7 @@ class ParticipantStore:
         self.sql_resume = self._sql(f"UPDATE {quoted} SET datastring = ?, status = ? WHERE uniqueid = ?")
         self.sql_worker = self._sql(f"SELECT {SUMMARY} FROM {quoted} WHERE workerid = ? ORDER BY beginhit")
         self.sql_count_worker = self._sql(f"SELECT count(*) FROM {quoted} WHERE workerid = ?")
-        # psiTurk's counting rule: finished participants forever, others while younger than the cutoff;
-        # two grouped counts served by indexes, so /exp stays flat as a study grows.
-        self.sql_finished_cells = self._sql(
-            f"SELECT cond, counterbalance, count(*) FROM {quoted} WHERE codeversion = ? AND mode = ? "
-            f"AND status IN ({finished}) GROUP BY cond, counterbalance")
-        self.sql_recent_cells = self._sql(
-            f"SELECT cond, counterbalance, count(*) FROM {quoted} WHERE codeversion = ? AND mode = ? "
-            f"AND beginhit > ? AND (status NOT IN ({finished}) OR status IS NULL) GROUP BY cond, counterbalance")
+        self.cells = CellCounter(table, quoted, postgres=self.postgres, sql=self._sql)
         self.sql_insert = self._sql(f"INSERT INTO {quoted} ({', '.join(INSERTED)}) "
                                     f"VALUES ({', '.join('?' for _ in INSERTED)})")
 
@@ -174,10 +168,9 @@ class ParticipantStore:
                     (others,) = await connection.fetchrow(self.sql_count_worker, arrival.worker_id) or (0,)
                     if others:
                         raise RepeatWorker(arrival.worker_id)
-                started_after = self._time(utcnow() - timedelta(minutes=cutoff_minutes))
-                counts = add_counts(
-                    await connection.fetchall(self.sql_finished_cells, codeversion, arrival.mode),
-                    await connection.fetchall(self.sql_recent_cells, codeversion, arrival.mode, started_after))
+                counts = await self.cells.counts(
+                    connection, codeversion=codeversion, mode=arrival.mode,
+                    started_after=self._time(utcnow() - timedelta(minutes=cutoff_minutes)))
                 cond, counter = choose(counts)
                 await connection.execute(
                     self.sql_insert, uid, arrival.assignment_id, arrival.worker_id, arrival.hit_id,
