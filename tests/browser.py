@@ -57,7 +57,9 @@ def server_environ(tmp_path: Path) -> tuple[dict[str, str], Path]:
     home.mkdir(exist_ok=True)
     database = tmp_path / "participants.db"
     env = {**os.environ, "PSITURK_GLOBAL_CONFIG_LOCATION": str(home), "DATABASE_URL": f"sqlite:///{database}",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+           "AWS_EC2_METADATA_DISABLED": "true",
+           # Request lines on the console, which the server's log file captures (Server.requests reads them).
+           "PSITURK_ACCESSLOG": "-"}
     return env, database
 
 

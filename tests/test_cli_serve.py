@@ -37,9 +37,10 @@ def served(project_dir: Path, environ: dict[str, str]) -> Iterator[tuple[str, su
     port = free_port()
     config = project_dir / "config.txt"
     config.write_text(re.sub(r"^;port = .*$", f"port = {port}", config.read_text(), flags=re.M))
+    # Request lines on the console too: the token must stay out of them.
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"], cwd=project_dir,
-                               env=clean_environment(environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               env={**clean_environment(environ), "PSITURK_ACCESSLOG": "-"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
         yield f"http://localhost:{port}", process

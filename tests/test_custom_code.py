@@ -193,3 +193,57 @@ async def test_a_route_added_by_init_app_answers(settings: Settings) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"added": True}
+
+
+INIT_APP_MIDDLEWARE = '''
+def init_app(app):
+    @app.middleware("http")
+    async def stamp(request, call_next):
+        response = await call_next(request)
+        response.headers["X-Seen-By-Project"] = request.url.path
+        return response
+'''
+
+
+async def test_middleware_added_by_init_app_sees_the_participant_routes(settings: Settings) -> None:
+    # The participant routes are normally answered before FastAPI's middleware; a project's middleware must
+    # still see every request.
+    write_custom(settings, INIT_APP_MIDDLEWARE)
+
+    async with running_app(settings) as app, browser(app) as http:
+        uid = await arrive(http, worker="W1", assignment="A1")
+        saved = await http.put(f"/sync/{uid}", json=fixture_record())
+        started = await http.post("/inexp", data={"uniqueId": uid})
+
+    assert saved.status_code == 200 and saved.headers["X-Seen-By-Project"] == f"/sync/{uid}"
+    assert started.status_code == 200 and started.headers["X-Seen-By-Project"] == "/inexp"
+
+
+SHADOWING_ROUTER = '''
+from psiturk_async.custom import APIRouter
+
+custom_code = APIRouter()
+
+
+@custom_code.get("/{page}")
+async def any_page(page: str):
+    return {"page": page}
+
+
+@custom_code.get("/api/status")
+async def not_the_admin_status():
+    return {"shadowed": True}
+'''
+
+
+async def test_a_custom_route_never_shadows_the_health_and_admin_routes(settings: Settings) -> None:
+    write_custom(settings, SHADOWING_ROUTER)
+
+    async with running_app(settings) as app, browser(app) as http:
+        health = await http.get("/healthz")
+        status = await http.get("/api/status")
+        other = await http.get("/anything")
+
+    assert health.json()["status"] == "ok"
+    assert status.status_code == 401 and status.json()["error"] == "unauthorized"
+    assert other.json() == {"page": "anything"}

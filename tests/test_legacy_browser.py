@@ -52,7 +52,9 @@ def serve_environ(tmp_path: Path, database_url: str, **settings: Any) -> dict[st
     home.mkdir(exist_ok=True)
     extra = {f"PSITURK_{name.upper()}": str(value) for name, value in settings.items()}
     return {**os.environ, "PSITURK_GLOBAL_CONFIG_LOCATION": str(home), "DATABASE_URL": database_url,
-            "AWS_EC2_METADATA_DISABLED": "true", "PSITURK_ADMIN_TOKEN": TOKEN, **extra}
+            "AWS_EC2_METADATA_DISABLED": "true", "PSITURK_ADMIN_TOKEN": TOKEN,
+            # Request lines in the captured log, which assert_no_server_errors reads.
+            "PSITURK_ACCESSLOG": "-", **extra}
 
 
 def participant(server: Server, uid: str) -> dict[str, Any]:

@@ -38,8 +38,8 @@ def wait_healthy(url: str, process: subprocess.Popen, *, verify: bool | str = Tr
 def served(project_dir: Path, environ: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"], cwd=project_dir,
-                               env={**os.environ, **environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               env={**os.environ, **environ, "PSITURK_ACCESSLOG": "-"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
@@ -66,6 +66,33 @@ def test_serve_logs_requests_and_stops_on_sigterm(served: tuple[str, subprocess.
     log = process.stderr.read()
     assert "GET /ad 200" in log
     assert "leak" not in log
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("accesslog", ["/dev/null", "requests.log"])
+def test_request_lines_go_where_accesslog_says(project_dir: Path, environ: dict[str, str], accesslog: str) -> None:
+    port = free_port()
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=project_dir,
+                               env={**os.environ, **environ, "PSITURK_ACCESSLOG": accesslog},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+        httpx.get(f"http://127.0.0.1:{port}/ad?hitId=h&assignmentId=a&workerId=w&mode=debug&secret=leak")
+        httpx.get(f"http://127.0.0.1:{port}/api/status")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    console = process.stderr.read()
+    assert "Application shutdown complete" in console
+    assert "GET /ad" not in console and "leak" not in console
+    access_file = project_dir / "requests.log"
+    if accesslog == "/dev/null":
+        assert not access_file.exists()
+    else:
+        requests = [line.split(": ", 1)[1].rsplit(" ", 1)[0] for line in access_file.read_text().splitlines()]
+        assert [line for line in requests if not line.startswith("GET /healthz")] == [
+            "GET /ad 200", "GET /api/status 401"]
+        assert "leak" not in access_file.read_text()
 
 
 def test_healthz_is_503_without_a_database(project_dir: Path, environ: dict[str, str], tmp_path: Path) -> None:

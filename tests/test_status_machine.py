@@ -340,3 +340,26 @@ async def test_a_debug_participant_is_not_marked_as_a_quitter(client: httpx.Asyn
 
     assert response.json() == {"status": "didn't mark as quitter since this is debugging"}
     assert await status_of(app, uid) == S.STARTED
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart", "urlencoded, repeated"])
+async def test_inexp_and_quitter_read_the_form_however_it_is_encoded(client: httpx.AsyncClient, app: FastAPI,
+                                                                      encoding: str) -> None:
+    # psiturk.js sends a urlencoded form (answered at the app's door); a multipart one goes through FastAPI's
+    # own parser. Either way the last uniqueId wins, as FastAPI reads a form.
+    uid = await arrive(client, worker="W1", assignment="A1")
+
+    def form() -> dict[str, object]:
+        if encoding == "multipart":
+            return {"files": {"uniqueId": (None, uid)}}
+        if encoding == "urlencoded, repeated":
+            return {"content": f"uniqueId=someone%3Aelse&uniqueId={uid.replace(':', '%3A')}",
+                    "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
+        return {"data": {"uniqueId": uid}}
+
+    started = await client.post("/inexp", **form())  # type: ignore[arg-type]
+    assert (started.status_code, started.json()) == (200, {"status": "success"})
+    assert await status_of(app, uid) == S.STARTED
+    quitter = await client.post("/quitter", **form())  # type: ignore[arg-type]
+    assert (quitter.status_code, quitter.json()) == (200, {"status": "marked as quitter"})
+    assert await status_of(app, uid) == S.QUITEARLY

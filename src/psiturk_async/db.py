@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from . import sqlite_inline
 from .settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -18,11 +19,19 @@ POOL_OVERFLOW = 5
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An async engine for the configured database: aiosqlite for SQLite, asyncpg for PostgreSQL."""
+    """An async engine for the configured database: SQLite on the event loop, asyncpg for PostgreSQL."""
     url = settings.async_database_url
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _tune_sqlite(engine)
+        path = make_url(url).database or ""
+        if path in ("", ":memory:") or path.startswith("file:"):
+            # Each aiosqlite connection to an in-memory database is a database of its own; keep its thread.
+            engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            _tune_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+            return engine
+        engine = create_async_engine(url, async_creator=sqlite_inline.connector(
+            path, patience_s=SQLITE_BUSY_TIMEOUT_MS / 1000))
+        # The inline connection waits for a lock with asyncio sleeps; a busy timeout would block the loop.
+        _tune_sqlite(engine, busy_timeout_ms=0)
         return engine
     # Small per-process pools: several processes (and hosts) share the server's connection limit, and a burst
     # waits in the pool's queue rather than failing with "too many clients".
@@ -30,14 +39,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
                                pool_pre_ping=True, pool_recycle=3600)
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transactions into our own hands so a write can begin IMMEDIATE (see `begin`).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

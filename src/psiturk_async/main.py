@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from . import __version__
-from .api import admin, experiment, health, mturk
-from .api.fastpath import SyncFastPath
+from .api import admin, experiment, frontdoor, health, mturk
 from .db import create_engine, session_factory
 from .errors import install_error_handlers
 from .extensions import load_custom_code
@@ -24,7 +23,7 @@ from .settings import Settings, load_settings
 from .store import ParticipantStore
 from .templates import ProjectTemplates
 
-logger = logging.getLogger("psiturk_async.requests")
+access_log = logging.getLogger("psiturk_async.requests")
 
 
 @asynccontextmanager
@@ -46,15 +45,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.custom.legacy.close()
 
 
-class RequestLog:
-    """One log line per request: method, path, status, milliseconds. Never the query string or headers."""
+class PsiturkApp(FastAPI):
+    """The FastAPI app, with the participant routes served at its door and one access-log line per request.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    Both live here rather than in middleware: FastAPI puts every middleware inside its own stack, and that
+    stack alone costs more CPU than a participant save (api/frontdoor.py)."""
+
+    # Middleware a project's init_app adds must see every request, so then the router serves them all.
+    front_door_open = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+            await self._dispatch(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
@@ -66,10 +68,19 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self._dispatch(scope, receive, send_and_note)
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+            # Never the query string or headers: they hold worker ids and secrets.
+            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                            (time.perf_counter() - started) * 1000)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = frontdoor.match(scope) if scope["type"] == "http" and self.front_door_open else None
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await frontdoor.serve(endpoint, scope, receive, send)
 
 
 class ProjectStatic(StaticFiles):
@@ -81,12 +92,25 @@ class ProjectStatic(StaticFiles):
         return response
 
 
+# The first path segments of this app's own routes besides the participant ones.
+OWN_SEGMENTS = frozenset({"api", "healthz"})
+
+
+def _may_shadow_ours(router: APIRouter) -> bool:
+    """Whether a route of `router` could match a path of the health or admin routes."""
+    for route in router.routes:
+        first = getattr(route, "path", "/").split("/")[1] if getattr(route, "path", "/").count("/") else ""
+        if "{" in first or first in OWN_SEGMENTS:
+            return True
+    return False
+
+
 def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".") -> FastAPI:
     """Build the app for one project folder; settings are read here, not at import."""
     settings = settings or load_settings(project_dir)
     bind_table_names(participants=settings.table_name, hits=settings.hits_table_name,
                      campaigns=settings.campaigns_table_name)
-    app = FastAPI(
+    app = PsiturkApp(
         title="psiturk-async",
         version=__version__,
         summary="Run psiTurk 3 experiments: participant pages, data saving, an admin API and MTurk.",
@@ -99,12 +123,16 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     app.state.templates = ProjectTemplates(settings.project_dir)
     app.state.custom = custom = load_custom_code(settings.project_dir, settings)
     install_error_handlers(app)
-    # The participant routes first: they carry the load, and FastAPI tries routes in order.
+    # The participant routes first: they carry the load, and FastAPI tries routes in order (each tried route
+    # costs CPU). A project's routes come next when none of them can shadow ours, else after ours.
     app.include_router(experiment.router)
+    custom_early = custom.router is not None and not _may_shadow_ours(custom.router)
+    if custom_early:
+        app.include_router(custom.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(mturk.router)
-    if custom.router is not None:
+    if custom.router is not None and not custom_early:
         app.include_router(custom.router)
     if custom.init_app is not None:
         # Before the catch-all below: routes match in order, so one added after it would never answer.
@@ -116,6 +144,5 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         custom.legacy.mount(app)
     # Last: the catch-all that hands out raw template pages.
     app.include_router(experiment.raw_pages)
-    app.add_middleware(SyncFastPath)
-    app.add_middleware(RequestLog)  # added last, so outermost: it logs the fast path's requests too
+    app.front_door_open = not app.user_middleware
     return app

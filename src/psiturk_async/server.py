@@ -13,8 +13,11 @@ PROJECT_ENV = "PSITURK_ASYNC_PROJECT_DIR"
 LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
 
 
+NO_ACCESS_LOG = frozenset({"", "/dev/null"})
+
+
 def configure_logging(settings: Settings) -> None:
-    """Console always; the configured log file too. Request lines are INFO whatever `loglevel` says."""
+    """Console always; the configured log file too. Request lines go where `accesslog` says, as in psiTurk."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.logfile not in {"", "-"}:
         handlers.append(logging.FileHandler(settings.project_dir / settings.logfile, encoding="utf-8"))
@@ -26,10 +29,30 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(LEVELS[settings.loglevel])
-    logging.getLogger("psiturk_async.requests").setLevel(logging.INFO)
+    _configure_access_log(settings, formatter)
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
     # That psiTurk 3's compatibility layer serves custom.py is said at start-up whatever `loglevel` says.
     logging.getLogger("psiturk_async.legacy").setLevel(logging.INFO)
+
+
+def _configure_access_log(settings: Settings, formatter: logging.Formatter) -> None:
+    """One line per request (method, path, status, time) to the console (`-`) or a file; none by default."""
+    access = logging.getLogger("psiturk_async.requests")
+    for handler in list(access.handlers):
+        access.removeHandler(handler)
+    access.propagate = False
+    if settings.accesslog in NO_ACCESS_LOG:
+        # Off is free: the app asks the level before it times a request.
+        access.setLevel(logging.WARNING)
+        return
+    handler: logging.Handler
+    if settings.accesslog == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.FileHandler(settings.project_dir / settings.accesslog, encoding="utf-8")
+    handler.setFormatter(formatter)
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
 
 
 def app_from_environment():  # type: ignore[no-untyped-def]
@@ -62,5 +85,8 @@ def run(settings: Settings, *, host: str, port: int, workers: int) -> None:
         # default kills and restarts workers over and over on a busy two-core machine.
         timeout_worker_healthcheck=60,
         timeout_keep_alive=settings.server_timeout,
+        # The client address is taken from X-Forwarded-For only for `trusted_proxies` (identity.client_ip);
+        # uvicorn's own proxy handling would trust any local peer.
+        proxy_headers=False,
         **tls,
     )

@@ -79,7 +79,7 @@ KEYS: tuple[Key, ...] = (
     Key(DB, "jobs_table_name", "apscheduler_jobs", "kept for psiTurk databases; unused"),
     Key(SERVER, "host", "localhost", "address to listen on"),
     Key(SERVER, "port", "22362", "port to listen on"),
-    Key(SERVER, "accesslog", "/dev/null", "kept for psiTurk configs; requests are logged to the server log"),
+    Key(SERVER, "accesslog", "/dev/null", "one line per request: - for the console, a file, /dev/null for none"),
     Key(SERVER, "errorlog", "", "preferred over logfile when set"),
     Key(SERVER, "logfile", "server.log", "server log file in the project folder; - for the console"),
     Key(SERVER, "loglevel", "2", "0 debug, 1 info, 2 warning, 3 error, 4 critical"),

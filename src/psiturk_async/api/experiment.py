@@ -37,15 +37,15 @@ router = APIRouter(tags=["participant"])
 MAX_ID_LENGTH = 128
 
 
-def _storable(value: str | None) -> str | None:
+def storable(value: str | None) -> str | None:
     """An id the database can hold; any other counts as missing, so it gets the route's own error, never a 500."""
     if value is None or len(value) > MAX_ID_LENGTH or "\x00" in value:
         return None
     return value
 
 
-Param = Annotated[str | None, Query(), AfterValidator(_storable)]
-FormParam = Annotated[str | None, Form(), AfterValidator(_storable)]
+Param = Annotated[str | None, Query(), AfterValidator(storable)]
+FormParam = Annotated[str | None, Form(), AfterValidator(storable)]
 JS_TYPE = "text/javascript; charset=utf-8"
 STATIC_CACHE = {"Cache-Control": "public, max-age=10"}
 TIMESTAMP_ON = {Status.STARTED: "beginexp", Status.COMPLETED: "endhit"}
