@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -170,6 +171,11 @@ BAD_BODIES = {
     "JSON null": b"null",
     "a JSON string": b'"data"',
     "not UTF-8": b'{"data": "\xff"}',
+    "NaN, which is not JSON": b'{"data": [], "bonus": NaN}',
+    "an object followed by more": b'{"data": []} {"data": []}',
+    "trailing comma": b'{"data": [1,],}',
+    "single quotes": b"{'data': []}",
+    "a lone surrogate escape": b'{"data": [], "note": "\\ud800"}',
 }
 
 
@@ -465,3 +471,56 @@ async def test_a_secret_with_non_ascii_characters_is_refused_not_an_error(client
         response = await other.get(f"/sync/{saved}", **sent)
 
     assert response.status_code == 403
+
+
+# Valid JSON of the less usual kinds: stored as sent and given back whole.
+UNUSUAL_BUT_VALID = {
+    "an integer beyond 64 bits": b'"bonus": 123456789012345678901234567890',
+    "a surrogate pair escape": b'"note": "\\ud83d\\ude00"',
+    "a key given twice": b'"currenttrial": 1, "currenttrial": 2',
+}
+
+
+@pytest.mark.parametrize("extra", UNUSUAL_BUT_VALID.values(), ids=UNUSUAL_BUT_VALID.keys())
+async def test_unusual_but_valid_json_is_kept_and_given_back(client: httpx.AsyncClient, app: FastAPI,
+                                                             extra: bytes) -> None:
+    uid = await arrive(client)
+    record = fixture_record()
+    body = orjson.dumps(record)[:-1] + b", " + extra + b"}"
+
+    saved = await client.put(f"/sync/{uid}", content=body, headers={"Content-Type": "application/json"})
+    assert saved.status_code == 200, saved.text
+    assert (await row(app, uid))["datastring"] == body.decode()
+    assert (await client.get(f"/sync/{uid}")).content == body
+    # A shorter save is still refused: the stored trials were counted.
+    shorter = await client.put(f"/sync/{uid}", json=first_rows(record, 1, 0))
+    assert shorter.status_code == 409 and shorter.json()["data_length"] == len(record["data"])
+    # A participant who comes back keeps those data too.
+    assert (await client.post("/inexp", data={"uniqueId": uid})).status_code == 200
+    assert (await client.get("/exp", params=ids())).status_code == 200
+    resumed = await stored_record(app, uid)
+    assert resumed is not None and resumed["data"] == record["data"]
+    assert resumed["eventdata"][-1]["eventtype"] == "resumed"
+
+
+PSITURK_WROTE = {
+    "NaN": '{"data": [{"trialdata": {"rt": NaN}}], "questiondata": {}, "eventdata": []}',
+    "a lone surrogate escape": '{"data": [{"trialdata": {"key": "\\ud800"}}], "questiondata": {}, '
+                               '"eventdata": []}',
+}
+
+
+@pytest.mark.parametrize("stored", PSITURK_WROTE.values(), ids=PSITURK_WROTE.keys())
+async def test_a_datastring_psiturk_wrote_is_given_back_and_kept_on_resume(client: httpx.AsyncClient,
+                                                                           app: FastAPI, stored: str) -> None:
+    # psiTurk's Flask stored what Python's json allows; such a record is the participant's data all the same.
+    uid = await arrive(client)
+    assert (await client.post("/inexp", data={"uniqueId": uid})).status_code == 200
+    await set_row(app, uid, datastring=stored)
+
+    response = await client.get(f"/sync/{uid}")
+    assert response.status_code == 200 and response.text == stored
+    assert (await client.get("/exp", params=ids())).status_code == 200
+    resumed = await stored_record(app, uid)
+    assert resumed is not None and len(resumed["data"]) == len(json.loads(stored)["data"]) == 1
+    assert [event["eventtype"] for event in resumed["eventdata"]] == ["resumed"]

@@ -56,12 +56,21 @@ class PostgresConnection:
         return self.driver.transaction()
 
 
+# The participant routes' connection writes every save: a datastring of tens of KiB rewrites a chain of
+# overflow pages, which SQLite's default 2 MiB page cache keeps re-reading once a study has a few hundred
+# participants (measured on 27 KiB saves over 400 participants: 0.32 ms of CPU a save with 2 MiB, 0.09 ms
+# with 64 MiB; less when other connections write in between, which empties the cache). Pages are allocated
+# only as they are used.
+HOT_CACHE_KIB = 65536
+
+
 def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute(f"PRAGMA cache_size=-{HOT_CACHE_KIB}")
     return connection
 
 

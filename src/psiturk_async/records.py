@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -14,14 +15,23 @@ class Gap(Exception):
     """A save starts past the end of what is stored: something in between never arrived."""
 
 
-def parse_record(datastring: str | bytes | None) -> dict[str, Any] | None:
-    """The stored datastring as a dict, or None when it is empty, not JSON, or not a JSON object."""
+def parse_record(datastring: str | bytes | None, *, strict: bool = False) -> dict[str, Any] | None:
+    """The datastring as a dict, or None when it is empty, not JSON, or not a JSON object.
+
+    `strict` is how a save is judged: orjson alone. A stored record is read more forgivingly: what orjson
+    refuses but Python's json reads (the NaN psiTurk's Flask could write, a lone surrogate escape) is still
+    the participant's data, never to be taken for missing."""
     if not datastring:
         return None
     try:
         record = orjson.loads(datastring)
     except orjson.JSONDecodeError:
-        return None
+        if strict:
+            return None
+        try:
+            record = json.loads(datastring)
+        except (ValueError, RecursionError):
+            return None
     return record if isinstance(record, dict) else None
 
 
@@ -81,4 +91,8 @@ def add_event(record: dict[str, Any], *, eventtype: str, value: Any, timestamp_m
 
 
 def dumps(record: dict[str, Any]) -> str:
-    return orjson.dumps(record).decode()
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:
+        # A record only Python's json could read (see parse_record) is written back the same way, escaped.
+        return json.dumps(record, separators=(",", ":"))

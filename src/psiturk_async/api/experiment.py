@@ -344,10 +344,11 @@ async def mark_submitted(request: Request, uniqueId: Param = None) -> StatusBody
 async def read_data(uid: str, request: Request) -> Response:
     """The participant's saved data (their own browser only)."""
     await _require_secret(request, uid)
-    row = await _store(request).read(uid)
-    if row is None:
+    found = await _store(request).read_for_client(uid)
+    if found is None:
         raise ApiError(404, "unknown_participant", f"no participant {uid!r}")
-    text = row.datastring if records.parse_record(row.datastring) is not None else records.dumps(row.record())
+    row, is_object = found
+    text = row.datastring if is_object else records.dumps(row.record())
     return Response(text, media_type="application/json", headers=NO_CACHE)
 
 
@@ -378,9 +379,13 @@ async def save_data(uid: str, request: Request) -> Response:
     """Store the client's whole model as the participant's datastring, unless it would drop stored trials."""
     await _require_secret(request, uid)
     body = await _read_body(request, request.app.state.settings.max_sync_bytes)
-    record = _json_object(body)
     try:
-        await _store(request).save_full(uid, body.decode(), records.list_length(record, "data"))
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON (not UTF-8)") from None
+    try:
+        # The store checks that the body is a JSON object (in SQL where it can: see ParticipantStore).
+        await _store(request).save_full(uid, text)
     except Refused as refused:
         raise ApiError(refused.status_code, refused.error, refused.detail, **refused.extra) from None
     # The hot path answers with prepared bytes; the response model above still documents the shape.
