@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from conftest import free_port
+from conftest import free_port, stop_process
 from psiturk_async.db import create_engine
 from psiturk_async.settings import load_settings
 from test_serve import wait_healthy
@@ -56,7 +56,7 @@ def test_simultaneous_arrivals_are_balanced_across_processes(project_dir: Path, 
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "psiturk_async.cli", "serve", "--port", str(port),
                                 "--workers", "4"], cwd=project_dir, env={**os.environ, **environ},
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
+                               stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, timeout=120)
@@ -65,8 +65,7 @@ def test_simultaneous_arrivals_are_balanced_across_processes(project_dir: Path, 
             httpx.get(f"{url}/healthz")
         statuses = asyncio.run(_arrive_all(url))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process)
         log.close()
     assert Counter(statuses) == {200: ARRIVALS}
     cells = asyncio.run(_cells(project_dir, environ))

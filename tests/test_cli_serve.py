@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from admin_data import GOLDEN, golden_participants, seed
-from conftest import free_port
+from conftest import free_port, stop_process
 from psiturk_async.admin_token import TOKEN_FILE, read_token
 from psiturk_async.settings import load_settings
 from test_serve import wait_healthy
@@ -40,14 +40,12 @@ def served(project_dir: Path, environ: dict[str, str]) -> Iterator[tuple[str, su
     # Request lines on the console too: the token must stay out of them.
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"], cwd=project_dir,
                                env={**clean_environment(environ), "PSITURK_ACCESSLOG": "-"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
         yield f"http://localhost:{port}", process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def run(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import free_port
+from conftest import free_port, stop_process
 from test_serve import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +53,11 @@ def test_dockerfile_install_and_command_work_in_a_fresh_venv(tmp_path: Path) -> 
            "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
     process = subprocess.Popen([str(bin_dir / command[0]), *command[1:]], cwd=project, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
         script = httpx.get(f"http://127.0.0.1:{port}/static/js/psiturk.js")
         assert script.status_code == 200 and "PsiTurk" in script.text
     finally:
-        process.kill()
-        process.wait()
+        stop_process(process)
     assert sys.executable not in str(bin_dir)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, stop_process
 from psiturk_async.settings import KEYS
 
 CLI = [sys.executable, "-m", "psiturk_async.cli"]
@@ -39,15 +39,13 @@ def served(project_dir: Path, environ: dict[str, str]) -> Iterator[tuple[str, su
     port = free_port()
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"], cwd=project_dir,
                                env={**os.environ, **environ, "PSITURK_ACCESSLOG": "-"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
         yield url, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_serve_answers_health_docs_and_openapi(served: tuple[str, subprocess.Popen]) -> None:
@@ -74,7 +72,7 @@ def test_request_lines_go_where_accesslog_says(project_dir: Path, environ: dict[
     port = free_port()
     process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=project_dir,
                                env={**os.environ, **environ, "PSITURK_ACCESSLOG": accesslog},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
         httpx.get(f"http://127.0.0.1:{port}/ad?hitId=h&assignmentId=a&workerId=w&mode=debug&secret=leak")
@@ -99,7 +97,7 @@ def test_healthz_is_503_without_a_database(project_dir: Path, environ: dict[str,
     port = free_port()
     env = {**os.environ, **environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--no-migrate"], cwd=project_dir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -113,8 +111,7 @@ def test_healthz_is_503_without_a_database(project_dir: Path, environ: dict[str,
         assert response.status_code == 503
         assert "nobody" not in response.text
     finally:
-        process.kill()
-        process.wait()
+        stop_process(process)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -128,7 +125,7 @@ def test_serve_over_tls(project_dir: Path, environ: dict[str, str], tmp_path: Pa
     port = free_port()
     env = {**os.environ, **environ, "PSITURK_CERTFILE": "cert.pem", "PSITURK_KEYFILE": "key.pem"}
     process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=project_dir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_healthy(f"https://127.0.0.1:{port}", process, verify=str(tmp_path / "ca.pem"))
         page = httpx.get(f"https://127.0.0.1:{port}/exp?hitId=h&assignmentId=a&workerId=w&mode=debug",
@@ -136,8 +133,7 @@ def test_serve_over_tls(project_dir: Path, environ: dict[str, str], tmp_path: Pa
         cookie = page.headers["set-cookie"].lower()
         assert "secure" in cookie and "samesite=none" in cookie and "httponly" in cookie
     finally:
-        process.kill()
-        process.wait()
+        stop_process(process)
 
 
 def test_version() -> None:
