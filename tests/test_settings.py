@@ -176,3 +176,22 @@ def test_example_config_lists_every_key_and_loads(folders: tuple[Path, Path]) ->
     settings = load_settings(project, environ={"PSITURK_GLOBAL_CONFIG_LOCATION": str(home)})
     assert settings.num_conds == 2
     assert settings.sources["port"] == "default"
+
+
+@pytest.mark.parametrize(("database_url", "threads", "expected"), [
+    ("", "auto", 1),
+    ("sqlite:///study.db", "auto", 1),
+    ("postgresql://u@db/x", "auto", "cpus"),
+    ("sqlite:///study.db", "3", 3),
+    ("postgresql://u@db/x", "2", 2),
+])
+def test_auto_threads_is_one_process_on_sqlite_and_one_per_cpu_on_postgresql(
+        folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, database_url: str, threads: str,
+        expected: int | str) -> None:
+    project, home = folders
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    environ = {"PSITURK_GLOBAL_CONFIG_LOCATION": str(home), "PSITURK_THREADS": threads}
+    if database_url:
+        environ["DATABASE_URL"] = database_url
+    settings = load_settings(project, environ=environ)
+    assert settings.worker_count == (6 if expected == "cpus" else expected)

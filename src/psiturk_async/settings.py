@@ -87,7 +87,7 @@ KEYS: tuple[Key, ...] = (
     Key(SERVER, "do_scheduler", "false", "kept for psiTurk configs; unused"),
     Key(SERVER, "login_username", "", "HTTP Basic user for legacy custom.py routes"),
     Key(SERVER, "login_pw", "", "HTTP Basic password for legacy custom.py routes", secret=True),
-    Key(SERVER, "threads", "auto", "server processes; auto = number of CPUs"),
+    Key(SERVER, "threads", "auto", "server processes; auto = 1 on SQLite, the number of CPUs on PostgreSQL"),
     Key(SERVER, "secret_key", "", "signing key for legacy custom.py sessions", secret=True),
     Key(SERVER, "certfile", "", "TLS certificate; with keyfile, serve HTTPS directly"),
     Key(SERVER, "keyfile", "", "TLS private key"),
@@ -234,7 +234,14 @@ class Settings(BaseSettings):
 
     @property
     def worker_count(self) -> int:
-        return (os.cpu_count() or 1) if self.threads == "auto" else int(self.threads)
+        """`threads`; auto is one process on SQLite and one per CPU on PostgreSQL.
+
+        Measured (benchmarks/README.md), a second process on one SQLite file costs more than it brings: the
+        processes take turns on the database's single write lock, and each write by one empties the other's
+        page cache."""
+        if self.threads != "auto":
+            return int(self.threads)
+        return 1 if self.async_database_url.startswith("sqlite") else (os.cpu_count() or 1)
 
     @property
     def async_database_url(self) -> str:
