@@ -228,7 +228,7 @@ async def test_the_recent_count_reads_only_unfinished_rows_through_their_index(s
             ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + store.cells.sql_from_table,
             "1.0", "live", "1.0", "live", started if postgres else started.isoformat(sep=" ")))
     finally:
-        store.close()
+        await store.aclose()
         await engine.dispose()
 
     text = "\n".join(str(line) for line in plan)

@@ -25,8 +25,9 @@ from participant_flow import (
     set_row,
 )
 from psiturk_async.experiment_errors import CATALOGUE
+from psiturk_async.main import create_app
 from psiturk_async.models import Status
-from psiturk_async.settings import Settings
+from psiturk_async.settings import Settings, load_settings
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client"
 # psiTurk 3.3.1's catalogue (spec §6): the names and numbers existing error.html templates know.
@@ -659,3 +660,27 @@ async def test_markup_in_a_parameter_is_escaped(client: httpx.AsyncClient, page:
 
     assert response.status_code == 200
     assert "<script>alert(1)</script>" not in response.text
+
+
+UNREACHABLE_DATABASE_ROUTES = [
+    ("GET", "/check_worker_status", {"workerId": "W1"}),
+    ("GET", "/worker_submitted", {"uniqueId": "W1:A1"}),
+    ("GET", "/ad", {"hitId": "H1", "assignmentId": "A1", "workerId": "W1", "mode": "live"}),
+    ("PUT", "/sync/W1:A1", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "params"), UNREACHABLE_DATABASE_ROUTES,
+                         ids=[f"{method} {path}" for method, path, _ in UNREACHABLE_DATABASE_ROUTES])
+async def test_participant_routes_answer_503_when_postgresql_is_unreachable(
+        project_dir: Path, tmp_path: Path, method: str, path: str, params: dict[str, str]) -> None:
+    # The participant store talks to asyncpg directly; its connection errors must read as "try again".
+    settings = load_settings(project_dir, environ={"PSITURK_GLOBAL_CONFIG_LOCATION": str(tmp_path),
+                                                   "DATABASE_URL": "postgresql://nobody:hunter2@127.0.0.1:1/none"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), browser(app) as http:
+        response = await http.request(method, path, params=params, json={"data": []} if method == "PUT" else None)
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "database_unavailable"
+    assert "hunter2" not in response.text and "nobody" not in response.text

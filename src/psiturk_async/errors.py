@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import logging
+import sqlite3
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -101,6 +103,9 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # The participant store speaks to the drivers directly, so their own errors mean the same thing.
+    for driver_error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, sqlite3.OperationalError):
+        app.add_exception_handler(driver_error, _database_down)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(InterfaceError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)

@@ -40,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.mturk.aclose()
+        await app.state.store.aclose()
         await engine.dispose()
         if app.state.custom.legacy is not None:
             app.state.custom.legacy.close()

@@ -141,8 +141,8 @@ class ParticipantStore:
     def _time(self, moment: datetime) -> datetime | str:
         return moment if self.postgres else moment.isoformat(sep=" ")
 
-    def close(self) -> None:
-        self.runner.close()
+    async def aclose(self) -> None:
+        await self.runner.aclose()
 
     async def _row(self, connection: Connection, uid: str, *, locked: bool = False) -> Row | None:
         found = await connection.fetchrow(self.sql_row_locked if locked else self.sql_row, uid)
