@@ -233,6 +233,11 @@ async def any_page(page: str):
 @custom_code.get("/api/status")
 async def not_the_admin_status():
     return {"shadowed": True}
+
+
+@custom_code.post("/inexp")
+async def not_our_inexp():
+    return {"shadowed": True}
 '''
 
 
@@ -243,7 +248,11 @@ async def test_a_custom_route_never_shadows_the_health_and_admin_routes(settings
         health = await http.get("/healthz")
         status = await http.get("/api/status")
         other = await http.get("/anything")
+        uid = await arrive(http, worker="W1", assignment="A1")
+        # A multipart form is read by FastAPI's router rather than at the door: ours must still answer it.
+        started = await http.post("/inexp", files={"uniqueId": (None, uid)})
 
     assert health.json()["status"] == "ok"
     assert status.status_code == 401 and status.json()["error"] == "unauthorized"
     assert other.json() == {"page": "anything"}
+    assert started.json() == {"status": "success"}

@@ -93,17 +93,15 @@ class ProjectStatic(StaticFiles):
         return response
 
 
-# The first path segments of this app's own routes besides the participant ones.
-OWN_SEGMENTS = frozenset({"api", "healthz"})
+def _first_segment(route: object) -> str:
+    path = getattr(route, "path", "")
+    return path.split("/")[1] if path.count("/") else ""
 
 
-def _may_shadow_ours(router: APIRouter) -> bool:
-    """Whether a route of `router` could match a path of the health or admin routes."""
-    for route in router.routes:
-        first = getattr(route, "path", "/").split("/")[1] if getattr(route, "path", "/").count("/") else ""
-        if "{" in first or first in OWN_SEGMENTS:
-            return True
-    return False
+def _may_shadow(router: APIRouter, built_in: list[APIRouter]) -> bool:
+    """Whether a route of `router` could match a path of a built-in route: same first segment, or a parameter."""
+    ours = {_first_segment(route) for routes in built_in for route in routes.routes}
+    return any("{" in first or first in ours for first in map(_first_segment, router.routes))
 
 
 def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".") -> FastAPI:
@@ -124,15 +122,15 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     app.state.templates = ProjectTemplates(settings.project_dir)
     app.state.custom = custom = load_custom_code(settings.project_dir, settings)
     install_error_handlers(app)
-    # The participant routes first: they carry the load, and FastAPI tries routes in order (each tried route
-    # costs CPU). A project's routes come next when none of them can shadow ours, else after ours.
-    app.include_router(experiment.router)
-    custom_early = custom.router is not None and not _may_shadow_ours(custom.router)
+    # FastAPI tries routes in order, and each one tried costs CPU. The participant routes are answered at the
+    # door (api/frontdoor.py), so the router's first candidates are a project's own routes when none of them
+    # can shadow a built-in one; otherwise they come after all of ours.
+    built_in = [experiment.router, health.router, admin.router, mturk.router]
+    custom_early = custom.router is not None and not _may_shadow(custom.router, built_in)
     if custom_early:
         app.include_router(custom.router)
-    app.include_router(health.router)
-    app.include_router(admin.router)
-    app.include_router(mturk.router)
+    for router in built_in:
+        app.include_router(router)
     if custom.router is not None and not custom_early:
         app.include_router(custom.router)
     if custom.init_app is not None:
