@@ -684,3 +684,76 @@ async def test_participant_routes_answer_503_when_postgresql_is_unreachable(
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "database_unavailable"
     assert "hunter2" not in response.text and "nobody" not in response.text
+
+
+FILE_HEADERS = ("content-type", "content-length", "etag", "last-modified", "cache-control", "accept-ranges")
+
+
+@pytest.mark.parametrize("path", ["/static/js/task.js", "/static/css/style.css", "/static/js/psiturk.js",
+                                  "/instructions/instruct-1.html", "/stage.html"])
+async def test_a_file_answered_at_the_door_is_what_the_router_sends(client: httpx.AsyncClient, path: str) -> None:
+    # A plain GET is answered at the app's door; one that revalidates goes through FastAPI's FileResponse
+    # (a date long past, so it gets the whole file too). Both must send the same bytes and headers.
+    plain = await client.get(path)
+    revalidating = await client.get(path, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+
+    assert plain.status_code == revalidating.status_code == 200
+    assert plain.content == revalidating.content
+    assert {name: plain.headers.get(name) for name in FILE_HEADERS} == {
+        name: revalidating.headers.get(name) for name in FILE_HEADERS}
+    if path.startswith("/static/") and path != "/static/js/psiturk.js":
+        # The project's static folder also answers a revalidation with 304 (Starlette's StaticFiles).
+        unchanged = await client.get(path, headers={"If-None-Match": plain.headers["etag"]})
+        assert unchanged.status_code == 304
+
+
+async def test_an_edited_file_is_served_as_edited(client: httpx.AsyncClient, settings: Settings) -> None:
+    page = settings.project_dir / "templates" / "stage.html"
+    page.write_text("<p>first</p>", encoding="utf-8")
+    assert (await client.get("/stage.html")).text == "<p>first</p>"
+    page.write_text("<p>second, longer</p>", encoding="utf-8")
+    assert (await client.get("/stage.html")).text == "<p>second, longer</p>"
+
+
+@pytest.mark.parametrize("raw_path", [
+    b"/static/%2e%2e/config.txt", b"/static/..%2fcustom.py", b"/static/js/%2e%2e/%2e%2e/config.txt",
+    b"/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+])
+async def test_nothing_outside_static_is_served(client: httpx.AsyncClient, raw_path: bytes) -> None:
+    response = await client.get(httpx.URL("http://testserver", raw_path=raw_path))
+
+    assert response.status_code == 404
+    assert "root:" not in response.text
+    assert "[Server Parameters]" not in response.text and "custom_code" not in response.text
+
+
+FILE_CLAIMING_ROUTER = '''
+from psiturk_async.custom import APIRouter
+
+custom_code = APIRouter()
+
+
+@custom_code.get("/stage.html")
+async def my_stage():
+    return {"from": "custom.py"}
+
+
+@custom_code.get("/assets/{name}")
+async def my_assets(name: str):
+    return {"asset": name}
+'''
+
+
+async def test_a_project_route_for_a_file_path_wins_over_the_file(settings: Settings) -> None:
+    (settings.project_dir / "custom.py").write_text(FILE_CLAIMING_ROUTER, encoding="utf-8")
+    (settings.project_dir / "templates" / "assets").mkdir()
+    (settings.project_dir / "templates" / "assets" / "page.html").write_text("raw page", encoding="utf-8")
+
+    async with running_app(settings) as app, browser(app) as http:
+        stage = await http.get("/stage.html")
+        asset = await http.get("/assets/page.html")
+        other = await http.get("/instructions/instruct-1.html")
+
+    assert stage.json() == {"from": "custom.py"}
+    assert asset.json() == {"asset": "page.html"}
+    assert other.status_code == 200 and "<" in other.text

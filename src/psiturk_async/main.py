@@ -76,11 +76,14 @@ class PsiturkApp(FastAPI):
                             (time.perf_counter() - started) * 1000)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = frontdoor.match(scope) if scope["type"] == "http" and self.front_door_open else None
-        if endpoint is None:
+        if scope["type"] != "http" or not self.front_door_open:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
+        endpoint = frontdoor.match(scope)
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
         await frontdoor.serve(endpoint, scope, receive, send)
 
 
@@ -133,9 +136,13 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
         app.include_router(router)
     if custom.router is not None and not custom_early:
         app.include_router(custom.router)
+    before_init_app = list(app.router.routes)
     if custom.init_app is not None:
         # Before the catch-all below: routes match in order, so one added after it would never answer.
         custom.init_app(app)
+    # The project's own routes, which the door must leave to the router when one of them matches a file path.
+    app.state.project_routes = [*(custom.router.routes if custom.router is not None else []),
+                                *(route for route in app.router.routes if route not in before_init_app)]
     app.mount("/static", ProjectStatic(directory=settings.project_dir / "static", check_dir=False),
               name="static")
     if custom.legacy is not None:

@@ -11,9 +11,14 @@ root path, another method — goes to the router as before.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import mimetypes
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ApiError, experiment_error_page
@@ -134,12 +140,76 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+# Files a participant's browser fetches: the project's static/ folder and the raw pages under templates/
+# that psiTurk's preloadPages asks for. Served from memory here when small and asked for plainly; a range,
+# a revalidation or a large file goes to the router's FileResponse (which also answers 304 and 206).
+MAX_DOOR_FILE_BYTES = 1 << 20
+STATIC_PREFIX = "/static/"
+CLIENT_FILES = {"/static/js/psiturk.js": "psiturk.js", "/static/js/psiturk.mjs": "psiturk.mjs"}
+PLAIN_FILE_REQUEST_EXCLUDES = (b"range", b"if-none-match", b"if-modified-since")
+
+
+def _file_to_serve(scope: Scope) -> Path | None:
+    """The file a plain GET asks for, if the door may answer it: never one a project route could claim.
+
+    A static file or the client library (the router answers a missing one with JSON), or a raw page of
+    templates/ (the router answers with the error page)."""
+    if any(key in PLAIN_FILE_REQUEST_EXCLUDES for key, _ in scope["headers"]):
+        return None
+    path, state = scope["path"], scope["app"].state
+    # psiTurk 3's Flask blueprint may claim any path; a project route may claim this one.
+    if state.custom.legacy is not None or any(
+            route.matches(scope)[0] is not Match.NONE for route in state.project_routes):
+        return None
+    if path in CLIENT_FILES:
+        found: Path | None = routes.client_file(CLIENT_FILES[path])
+    elif path.startswith(STATIC_PREFIX):
+        folder = (state.settings.project_dir / "static").resolve()
+        found = (folder / path[len(STATIC_PREFIX):]).resolve()
+        if not found.is_relative_to(folder) or any(part.startswith(".")
+                                                   for part in found.relative_to(folder).parts):
+            return None
+    else:
+        found = state.templates.raw_page(path.lstrip("/"))
+    if found is None or not found.is_file() or found.stat().st_size > MAX_DOOR_FILE_BYTES:
+        return None
+    return found
+
+
+def _file_response(found: Path, templates_folder: Path) -> Response:
+    """What FileResponse sends for the file, headers included, read at once: a few KiB from the page cache
+    cost less than FileResponse's hand-offs to a thread for the stat, the open and each read."""
+    try:
+        modified = os.stat(found).st_mtime
+        content = found.read_bytes()
+    except OSError:
+        # Deleted since the door looked: the router's answer for a missing file of that kind.
+        if found.is_relative_to(templates_folder):
+            raise ExperimentError("page_not_found") from None
+        raise ApiError(404, "not_found", "Not Found") from None
+    etag = hashlib.md5(f"{modified}-{len(content)}".encode(), usedforsecurity=False).hexdigest()
+    media_type = routes.JS_TYPE if found.suffix in (".js", ".mjs") else mimetypes.guess_type(found.name)[0]
+    return Response(content, media_type=media_type or "text/plain",
+                    headers={**routes.STATIC_CACHE, "last-modified": formatdate(modified, usegmt=True),
+                             "etag": f'"{etag}"', "accept-ranges": "bytes"})
+
+
+def _file_endpoint(found: Path) -> Endpoint:
+    async def send_file(request: Request, _form: bytes | None) -> Response:
+        return _file_response(found, request.app.state.templates.folder.resolve())
+
+    return send_file
+
+
 def match(scope: Scope) -> Endpoint | None:
     """The endpoint for a participant request, or None to let FastAPI's router decide."""
     if scope.get("root_path"):
         return None
     method, path = scope["method"], scope["path"]
     endpoint = EXACT.get((method, path))
+    if endpoint is None and method == "GET" and not path.startswith(SYNC_PREFIX):
+        found = _file_to_serve(scope)
+        return _file_endpoint(found) if found is not None else None
     if endpoint is None:
         return _sync_route(method, path)
     if path in FORM_ROUTES:
