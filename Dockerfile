@@ -15,7 +15,8 @@ COPY src ./src
 COPY migrations ./migrations
 COPY client ./client
 # tests/test_docker_install.py runs this same install line and command in a fresh virtual environment.
-RUN pip install --no-cache-dir -c constraints.txt .
+# With the `legacy` extra, so a psiTurk 3 project's Flask custom.py runs in the image unchanged.
+RUN pip install --no-cache-dir -c constraints.txt ".[legacy]"
 
 USER psiturk
 WORKDIR /project
