@@ -5,8 +5,9 @@ matching (it tries every route of the app in turn) and its dependency solving co
 participant route does itself. The routes stay declared in api/experiment.py, which documents them at /docs;
 the front door finds them by an exact path and calls the very same functions with their parameters read the
 same way (a query parameter's last value; an id the database cannot hold counts as missing), so there is one
-implementation and the declared routes are its description. Anything else — a form sent as multipart, a
-root path, another method — goes to the router as before.
+implementation and the declared routes are its description. The files a participant's browser fetches
+(static/, raw template pages, the client library) are sent from here too. Anything else — a form sent as
+multipart, a root path, another method, a path a project route may answer — goes to the router as before.
 """
 
 from __future__ import annotations
