@@ -16,12 +16,12 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from conftest import free_port
+from conftest import free_port, unavailable
 
 # Debian's package (`make browser`); Playwright is only ever pointed at it, never asked to download one.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,13 +36,9 @@ expect.set_options(timeout=20_000)
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    """Headless Chromium; skipped when it is not installed, unless PSITURK_TEST_STRICT is set (`make test`
-    sets it after installing the browser, so there the browser tests cannot silently vanish)."""
+    """Headless Chromium, which `make test` installs (see conftest.unavailable for a machine without it)."""
     if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)"
-        if os.environ.get("PSITURK_TEST_STRICT"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -174,3 +170,12 @@ def wait_for(check: Callable[[], bool], *, timeout: float = 20, pause: Callable[
             pause()
         else:
             time.sleep(0.1)
+
+
+def begin_from_the_ad(context: BrowserContext, server: Server, ids: dict[str, str]) -> tuple[Page, Page]:
+    """Open a psiTurk 3 ad page (its "Begin Experiment" button) and press Begin: the ad and the study popup."""
+    ad = context.new_page()
+    ad.goto(f"{server.url}/ad?{urlencode(ids)}")
+    with ad.expect_popup() as opened:
+        ad.click("text=Begin Experiment")
+    return ad, opened.value

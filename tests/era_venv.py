@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import unavailable
+
 # What a lab's analysis machine had next to psiTurk 3 (2020-2022): SQLAlchemy 1.3 or 1.4, pandas, psycopg2.
 ANALYSIS_PINS = {
     "sqlalchemy-1.3": ["SQLAlchemy==1.3.24", "pandas==1.5.3", "numpy==1.26.4", "psycopg2-binary==2.9.5"],
@@ -22,12 +24,6 @@ ANALYSIS_PINS = {
 }
 # psiTurk 3.3.1 reaches PostgreSQL through psycopg2, which it leaves to the lab to install.
 PSITURK_POSTGRES_DRIVER = "psycopg2-binary==2.9.5"
-
-
-def unavailable(message: str) -> None:
-    if os.environ.get("PSITURK_TEST_STRICT"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:

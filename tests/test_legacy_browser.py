@@ -18,14 +18,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from admin_data import AUTH, TOKEN
-from browser import Server, chromium, served
+from browser import Server, begin_from_the_ad, chromium, served
 from fakes.fixtures import FakeMTurk
 from legacy_old_project import build_old_project
 from mturk_world import fake_settings
@@ -71,11 +70,7 @@ def take_part(browser: Browser, server: Server, ids: dict[str, str], task: Any) 
     context.on("weberror", lambda error: errors.append(str(error.error)))
     context.route("https://workersandbox.mturk.com/**", lambda route: route.fulfill(body="submitted"))
     try:
-        ad = context.new_page()
-        ad.goto(f"{server.url}/ad?{urlencode(ids)}")
-        with ad.expect_popup() as opened:
-            ad.click("text=Begin Experiment")
-        study = opened.value
+        ad, study = begin_from_the_ad(context, server, ids)
         study.click("text=I agree")
         study.wait_for_url(re.compile(r"/exp\?"))
         with study.expect_event("close", timeout=60_000):

@@ -23,14 +23,14 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 import psiturk_async
-from browser import Server, Stored, chromium, served, server_environ, stored, wait_for
+from browser import Server, Stored, begin_from_the_ad, chromium, served, server_environ, stored, wait_for
+from conftest import unavailable
 from psiturk_async.identity import cookie_name
 from psiturk_async.models import Status
 
@@ -47,12 +47,6 @@ class PsiTurk3:
     client_js: Path  # psiTurk 3.3.1's psiturk_js/psiturk.js
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("PSITURK_TEST_STRICT"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _run(command: list[str], *, cwd: Path | None = None,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=cwd, env=env)
@@ -63,7 +57,7 @@ def psiturk3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     """psiTurk 3.3.1 in its own venv (made once, reused from the pytest cache) and its example project."""
     python = shutil.which("python3.11")
     if python is None:
-        _unavailable("python3.11 is needed to install psiTurk 3.3.1")
+        unavailable("python3.11 is needed to install psiTurk 3.3.1")
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: install afresh
     venv = (cache.mkdir("psiturk-3.3.1") if cache else tmp_path_factory.mktemp("psiturk-3.3.1")) / "venv"
     installed = venv / "installed.txt"
@@ -71,11 +65,11 @@ def psiturk3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         shutil.rmtree(venv, ignore_errors=True)
         made = _run([str(python), "-m", "venv", str(venv)])
         if made.returncode != 0:
-            _unavailable(f"could not make a venv for psiTurk 3.3.1:\n{made.stderr}")
+            unavailable(f"could not make a venv for psiTurk 3.3.1:\n{made.stderr}")
         pip = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     *PINS])
         if pip.returncode != 0:
-            _unavailable(f"could not install {' '.join(PINS)}:\n{pip.stderr[-3000:]}")
+            unavailable(f"could not install {' '.join(PINS)}:\n{pip.stderr[-3000:]}")
         installed.write_text(" ".join(PINS))
     python_in_venv = str(venv / "bin" / "python")
     purelib = _run([python_in_venv, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
@@ -208,11 +202,7 @@ def test_psiturk3_client_saves_resumes_after_reload_and_completes(
                   lambda route: route.fulfill(path=psiturk3.client_js, content_type="application/javascript"))
     context.route("https://workersandbox.mturk.com/**", lambda route: route.fulfill(body="submitted"))
     try:
-        ad = context.new_page()
-        ad.goto(f"{server.url}/ad?{urlencode(ids)}")
-        with ad.expect_popup() as opened:
-            ad.click("text=Begin Experiment")
-        study = opened.value
+        ad, study = begin_from_the_ad(context, server, ids)
         expect(study.locator("h1")).to_have_text("We need your consent to proceed")
         study.click("text=I agree")
         study.wait_for_url(re.compile(r"/exp\?"))

@@ -21,11 +21,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .db import SQLITE_BUSY_TIMEOUT_MS
+from .sqlite_inline import BUSY_FIRST_WAIT_S, BUSY_MAX_WAIT_S, is_busy
 
 POSTGRES_POOL_SIZE = 5
 POSTGRES_ACQUIRE_TIMEOUT_S = 60
-INLINE_RETRY_FIRST_S = 0.0005
-INLINE_RETRY_MAX_S = 0.02
+# After this long finding the lock held, a unit of work waits for it in a thread instead (see Runner.run).
 INLINE_RETRY_TOTAL_S = 2.0
 
 
@@ -77,11 +77,6 @@ def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     return connection
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message
-
-
 class InlineSqlite:
     """SQLite on the event loop thread; raises Busy instead of waiting for another process's lock."""
 
@@ -92,7 +87,7 @@ class InlineSqlite:
         try:
             return function()
         except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
+            if is_busy(exc):
                 if self.connection.in_transaction:
                     self.connection.rollback()
                 raise Busy() from exc
@@ -210,14 +205,14 @@ class Runner:
             self._inline = InlineSqlite(self.sqlite_path)
         # The lock is usually held by this process's own session code for a millisecond or two: waiting on
         # the event loop and trying again is far cheaper than a thread blocked in SQLite's busy handler.
-        delay, waited = INLINE_RETRY_FIRST_S, 0.0
+        delay, waited = BUSY_FIRST_WAIT_S, 0.0
         while waited < INLINE_RETRY_TOTAL_S:
             try:
                 return await work(self._inline)
             except Busy:
                 await asyncio.sleep(delay)
                 waited += delay
-                delay = min(delay * 2, INLINE_RETRY_MAX_S)
+                delay = min(delay * 2, BUSY_MAX_WAIT_S)
         waiting = await ThreadSqlite(self.sqlite_path).open()
         try:
             return await work(waiting)

@@ -95,21 +95,27 @@ async def _experiment_error(request: Request, exc: Exception) -> HTMLResponse:
                                  path=request.url.path)
 
 
-async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+# What "the database cannot be reached" looks like: SQLAlchemy's wrapping, and the drivers' own errors where the
+# participant store speaks to them directly (a refused or dropped connection, a pool that gives none in time).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError, InterfaceError, DBAPIError, ConnectionError, TimeoutError, sqlite3.OperationalError,
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+def database_down_response(exc: Exception) -> JSONResponse:
     # The driver's message can name hosts and users: it goes to the log, not to the client.
     logger.error("database unavailable: %s", type(exc).__name__)
     return JSONResponse({"error": "database_unavailable", "detail": "the database cannot be reached; "
                          "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    return database_down_response(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    # The participant store speaks to the drivers directly, so their own errors mean the same thing.
-    for driver_error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, sqlite3.OperationalError):
-        app.add_exception_handler(driver_error, _database_down)
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(InterfaceError, _database_down)
-    app.add_exception_handler(DBAPIError, _database_down)
-    app.add_exception_handler(ConnectionError, _database_down)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_down)
     app.add_exception_handler(ExperimentError, _experiment_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

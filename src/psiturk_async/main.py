@@ -123,6 +123,8 @@ def create_app(settings: Settings | None = None, *, project_dir: Path | str = ".
     )
     app.state.settings = settings
     app.state.templates = ProjectTemplates(settings.project_dir)
+    # Resolved once: the door checks every static path against it.
+    app.state.static_folder = (settings.project_dir / "static").resolve()
     app.state.custom = custom = load_custom_code(settings.project_dir, settings)
     install_error_handlers(app)
     # FastAPI tries routes in order, and each one tried costs CPU. The participant routes are answered at the

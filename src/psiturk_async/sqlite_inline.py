@@ -26,7 +26,8 @@ BUSY_MAX_WAIT_S = 0.02
 BUSY_SNAPSHOT = 517
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """The database is locked by another connection: trying again later can succeed."""
     if getattr(exc, "sqlite_errorcode", None) == BUSY_SNAPSHOT:
         return False
     message = str(exc).lower()
@@ -40,7 +41,7 @@ async def _retrying(call: Callable[[], Any], patience_s: float) -> Any:
         try:
             return call()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc):
                 raise
             now = time.monotonic()
             deadline = deadline or now + patience_s

@@ -16,22 +16,21 @@ import hashlib
 import logging
 import mimetypes
 import os
-import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 from urllib.parse import parse_qsl
 
-import asyncpg
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ApiError, experiment_error_page
+from ..errors import DATABASE_ERRORS, ApiError, database_down_response, experiment_error_page
 from ..experiment_errors import ExperimentError
 from . import experiment as routes
 
@@ -42,8 +41,6 @@ MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 SYNC_PREFIX = "/sync/"
 DELTA_SUFFIX = "/delta"
-DATABASE_DOWN = (OperationalError, InterfaceError, DBAPIError, OSError, sqlite3.OperationalError,
-                 asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 ID_PARAMS = ("hitId", "assignmentId", "workerId", "mode")
 
@@ -150,11 +147,15 @@ CLIENT_FILES = {"/static/js/psiturk.js": "psiturk.js", "/static/js/psiturk.mjs":
 PLAIN_FILE_REQUEST_EXCLUDES = (b"range", b"if-none-match", b"if-modified-since")
 
 
-def _file_to_serve(scope: Scope) -> Path | None:
-    """The file a plain GET asks for, if the door may answer it: never one a project route could claim.
+@dataclass(frozen=True)
+class DoorFile:
+    path: Path
+    stat: os.stat_result
+    page: bool  # a raw page of templates/: the router answers a missing one with the error page, not JSON
 
-    A static file or the client library (the router answers a missing one with JSON), or a raw page of
-    templates/ (the router answers with the error page)."""
+
+def _file_to_serve(scope: Scope) -> DoorFile | None:
+    """The file a plain GET asks for, if the door may answer it: never one a project route could claim."""
     if any(key in PLAIN_FILE_REQUEST_EXCLUDES for key, _ in scope["headers"]):
         return None
     path, state = scope["path"], scope["app"].state
@@ -162,42 +163,50 @@ def _file_to_serve(scope: Scope) -> Path | None:
     if state.custom.legacy is not None or any(
             route.matches(scope)[0] is not Match.NONE for route in state.project_routes):
         return None
+    page = False
     if path in CLIENT_FILES:
         found: Path | None = routes.client_file(CLIENT_FILES[path])
     elif path.startswith(STATIC_PREFIX):
-        folder = (state.settings.project_dir / "static").resolve()
+        folder = state.static_folder
         found = (folder / path[len(STATIC_PREFIX):]).resolve()
         if not found.is_relative_to(folder) or any(part.startswith(".")
                                                    for part in found.relative_to(folder).parts):
             return None
     else:
-        found = state.templates.raw_page(path.lstrip("/"))
-    if found is None or not found.is_file() or found.stat().st_size > MAX_DOOR_FILE_BYTES:
+        found, page = state.templates.raw_page(path.lstrip("/")), True
+    if found is None:
         return None
-    return found
-
-
-def _file_response(found: Path, templates_folder: Path) -> Response:
-    """What FileResponse sends for the file, headers included, read at once: a few KiB from the page cache
-    cost less than FileResponse's hand-offs to a thread for the stat, the open and each read."""
     try:
-        modified = os.stat(found).st_mtime
-        content = found.read_bytes()
+        stat = found.stat()
+    except OSError:
+        return None
+    if not S_ISREG(stat.st_mode) or stat.st_size > MAX_DOOR_FILE_BYTES:
+        return None
+    return DoorFile(found, stat, page)
+
+
+def _file_response(file: DoorFile) -> Response:
+    """What FileResponse sends for the file, headers included (its stat-based etag too), read at once: a few
+    KiB from the page cache cost less than FileResponse's hand-offs to a thread for the stat, open and reads."""
+    try:
+        content = file.path.read_bytes()
     except OSError:
         # Deleted since the door looked: the router's answer for a missing file of that kind.
-        if found.is_relative_to(templates_folder):
+        if file.page:
             raise ExperimentError("page_not_found") from None
         raise ApiError(404, "not_found", "Not Found") from None
-    etag = hashlib.md5(f"{modified}-{len(content)}".encode(), usedforsecurity=False).hexdigest()
-    media_type = routes.JS_TYPE if found.suffix in (".js", ".mjs") else mimetypes.guess_type(found.name)[0]
+    modified = file.stat.st_mtime
+    etag = hashlib.md5(f"{modified}-{file.stat.st_size}".encode(), usedforsecurity=False).hexdigest()
+    suffix = file.path.suffix
+    media_type = routes.JS_TYPE if suffix in (".js", ".mjs") else mimetypes.guess_type(file.path.name)[0]
     return Response(content, media_type=media_type or "text/plain",
                     headers={**routes.STATIC_CACHE, "last-modified": formatdate(modified, usegmt=True),
                              "etag": f'"{etag}"', "accept-ranges": "bytes"})
 
 
-def _file_endpoint(found: Path) -> Endpoint:
-    async def send_file(request: Request, _form: bytes | None) -> Response:
-        return _file_response(found, request.app.state.templates.folder.resolve())
+def _file_endpoint(file: DoorFile) -> Endpoint:
+    async def send_file(_request: Request, _form: bytes | None) -> Response:
+        return _file_response(file)
 
     return send_file
 
@@ -249,9 +258,6 @@ async def serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) 
         state = scope["app"].state
         response = experiment_error_page(exc, templates=state.templates, settings=state.settings,
                                          path=scope["path"])
-    except DATABASE_DOWN as exc:
-        # The driver's message can name hosts and users: it goes to the log, not to the participant.
-        logger.error("database unavailable: %s", type(exc).__name__)
-        response = JSONResponse({"error": "database_unavailable", "detail": "the database cannot be "
-                                 "reached; try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+    except DATABASE_ERRORS as exc:
+        response = database_down_response(exc)
     await response(scope, receive, send)
