@@ -10,6 +10,8 @@ interleave. The ORM models stay the interface for everything else (admin API, ex
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +27,9 @@ from .drivers import Connection, Runner
 from .lifecycle import LEGAL_FROM, SAVABLE, Move, decide
 from .models import Status, unique_id, utcnow
 
+JSON_WHITESPACE = " \t\n\r"
+SURROGATE_ESCAPE = re.compile(r"\\u[dD]")
+MALFORMED_JSON = "malformed JSON"
 ROW = "status, cond, counterbalance, assignmentid, workerid, hitid, bonus, mode, datastring"
 SUMMARY = "uniqueid, assignmentid, hitid, status, cond, counterbalance, mode"
 INSERTED = ("uniqueid", "assignmentid", "workerid", "hitid", "ipaddress", "browser", "platform", "language",
@@ -101,18 +106,24 @@ class ParticipantStore:
         if self.postgres:
             stored_length = "coalesce(json_array_length(datastring::json -> 'data'), 0)"
         else:
-            stored_length = ("(CASE WHEN json_valid(datastring) "
-                             "THEN coalesce(json_array_length(datastring, '$.data'), 0) ELSE 0 END)")
+            # A stored record SQLite cannot read counts as unknown (NULL), so the UPDATE does not apply and the
+            # locked path below counts its trials with the forgiving reader: never as none.
+            stored_length = ("(CASE WHEN coalesce(datastring, '') = '' THEN 0 WHEN json_valid(datastring) "
+                             "THEN coalesce(json_array_length(datastring, '$.data'), 0) END)")
         self.sql_save = self._sql(f"UPDATE {quoted} SET datastring = ? WHERE uniqueid = ? "
                                   f"AND status IN ({savable}) AND {stored_length} <= ?")
-        # On SQLite the statement itself checks the body: strict JSON, an object, and at least as many trials
-        # as are stored. Its parser does that in a fraction of the time orjson takes to build the Python
-        # objects of a 30 KiB datastring only to count them; the Python check runs when this one says no.
+        # On SQLite the statement itself checks the body: strict JSON (json_valid keeps to RFC 8259 in every
+        # version, where later ones let the other JSON functions read JSON5) with at least as many trials as
+        # are stored. Its parser does that in a fraction of the time orjson takes to build the Python objects
+        # of a 30 KiB datastring only to count them; the Python check runs when this one says no. Each JSON
+        # function parses its text anew, so the statement calls as few as it can: that the body is an object
+        # is seen from its first character (_sqlite_may_judge), and the stored record is counted without
+        # json_valid, since one that is not JSON makes the statement fail, unchanged, and Python decides.
         self.sql_save_checked = (
             f"UPDATE {quoted} SET datastring = ?1 WHERE uniqueid = ?2 AND status IN ({savable}) "
             # CASE, not AND: SQLite's JSON functions raise on malformed text, and AND may evaluate both sides.
-            f"AND (CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' "
-            f"AND {stored_length} <= coalesce(json_array_length(?1, '$.data'), 0) ELSE 0 END)")
+            f"AND (CASE WHEN json_valid(?1) THEN coalesce(json_array_length(datastring, '$.data'), 0) "
+            f"<= coalesce(json_array_length(?1, '$.data'), 0) ELSE 0 END)")
         self.sql_row_for_client = (f"SELECT {ROW}, CASE WHEN json_valid(datastring) THEN "
                                    f"json_type(datastring) = 'object' ELSE 0 END FROM {quoted} WHERE uniqueid = ?")
         self.sql_row = self._sql(f"SELECT {ROW} FROM {quoted} WHERE uniqueid = ?")
@@ -207,10 +218,7 @@ class ParticipantStore:
     async def save_full(self, uid: str, body: str) -> None:
         """Store a full save as sent, unless it is not a JSON object, the record is frozen, or the save would
         drop stored trials."""
-        # SQLite's check lets lone surrogate escapes through, which orjson (and so every later reader) refuses;
-        # a body with any \uD8xx-\uDFxx escape is judged by orjson below instead.
-        if not self.postgres and "\\ud" not in body and "\\uD" not in body and await self.runner.run(
-                lambda connection: connection.execute(self.sql_save_checked, body, uid)):
+        if not self.postgres and _sqlite_may_judge(body) and await self._save_checked(uid, body):
             return
         record = records.parse_record(body, strict=True)
         if record is None:
@@ -235,6 +243,16 @@ class ParticipantStore:
                 await connection.execute(self.sql_write, body, uid)
 
         await self.runner.run(work)
+
+    async def _save_checked(self, uid: str, body: str) -> bool:
+        """A full save as SQLite's one checked UPDATE; False when it did not apply and Python must decide."""
+        try:
+            return bool(await self.runner.run(
+                lambda connection: connection.execute(self.sql_save_checked, body, uid)))
+        except sqlite3.OperationalError as exc:
+            if MALFORMED_JSON not in str(exc):
+                raise
+            return False  # the stored record is not JSON SQLite reads (psiTurk could write NaN)
 
     async def save_delta(self, uid: str, delta: dict[str, Any]) -> tuple[int, int]:
         """Apply an incremental save under the row's lock; the stored lengths of data and eventdata."""
@@ -292,6 +310,15 @@ class ParticipantStore:
                 return row.status
 
         return await self.runner.run(work)
+
+
+def _sqlite_may_judge(body: str) -> bool:
+    """Whether SQLite's check of this save would agree with orjson's: the body opens as an object and has none
+    of the escapes SQLite lets through and orjson (so every later reader) refuses, lone surrogates \\uDxxx."""
+    if not body.lstrip(JSON_WHITESPACE).startswith("{"):
+        return False
+    # A backslash is looked for at memory speed; the pattern only runs over the bodies that have one.
+    return "\\" not in body or SURROGATE_ESCAPE.search(body) is None
 
 
 def _summary(uid: str, row: Row) -> Summary:
