@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 
-from psiturk_async.db import create_engine
+from psiturk_async.db import SQLITE_PAGE_SIZE, create_engine
 from psiturk_async.migrate import VERSION_TABLE, upgrade
 from psiturk_async.settings import Settings
 
@@ -121,3 +124,27 @@ async def test_psiturk_can_still_insert_after_adoption(settings: Settings) -> No
     await asyncio.to_thread(upgrade, settings)
     await _run(settings, [("INSERT INTO assignments (uniqueid, assignmentid, workerid, hitid, status) "
                            "VALUES ('W:A', 'A', 'W', 'H', 1)", None)])
+
+
+def _page_size(settings: Settings) -> int:
+    # Read with Python's own sqlite3, outside every hook of ours.
+    with closing(sqlite3.connect(make_url(settings.database_url).database or "")) as connection:
+        return connection.execute("PRAGMA page_size").fetchone()[0]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_new_sqlite_database_has_large_pages(settings: Settings) -> None:
+    await asyncio.to_thread(upgrade, settings)
+    assert _page_size(settings) == SQLITE_PAGE_SIZE
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_adopted_sqlite_database_keeps_its_pages(settings: Settings) -> None:
+    path = make_url(settings.database_url).database or ""
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executescript(PSITURK_DDL["sqlite"])  # as psiTurk made it: SQLite's default pages
+    before = _page_size(settings)
+    assert before != SQLITE_PAGE_SIZE
+    await asyncio.to_thread(upgrade, settings)
+    assert _page_size(settings) == before
+    assert {"assignments", VERSION_TABLE} <= await _table_names(settings)

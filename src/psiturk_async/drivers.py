@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import SQLITE_BUSY_TIMEOUT_MS
+from .db import SQLITE_BUSY_TIMEOUT_MS, SQLITE_PAGE_SIZE
 from .sqlite_inline import BUSY_FIRST_WAIT_S, BUSY_MAX_WAIT_S, is_busy
 
 POSTGRES_POOL_SIZE = 5
@@ -70,6 +70,7 @@ HOT_CACHE_KIB = 65536
 def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    connection.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
