@@ -23,12 +23,24 @@ POOL_SIZE = 5
 POOL_OVERFLOW = 5
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An async engine for the configured database: SQLite on the event loop, asyncpg for PostgreSQL."""
+def sqlite_file(settings: Settings) -> str | None:
+    """The SQLite file the settings name, or None for PostgreSQL and in-memory databases."""
+    url = settings.async_database_url
+    if not url.startswith("sqlite"):
+        return None
+    path = make_url(url).database or ""
+    return None if path in ("", ":memory:") or path.startswith("file:") else path
+
+
+def create_engine(settings: Settings, *, background_checkpoints: bool = False) -> AsyncEngine:
+    """An async engine for the configured database: SQLite on the event loop, asyncpg for PostgreSQL.
+
+    With `background_checkpoints`, SQLite connections leave WAL checkpoints to a WalCheckpointer
+    (sqlite_checkpoint.py), which the server runs beside them."""
     url = settings.async_database_url
     if url.startswith("sqlite"):
-        path = make_url(url).database or ""
-        if path in ("", ":memory:") or path.startswith("file:"):
+        path = sqlite_file(settings)
+        if path is None:
             # Each aiosqlite connection to an in-memory database is a database of its own; keep its thread.
             engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             _tune_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
@@ -36,7 +48,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, async_creator=sqlite_inline.connector(
             path, patience_s=SQLITE_BUSY_TIMEOUT_MS / 1000))
         # The inline connection waits for a lock with asyncio sleeps; a busy timeout would block the loop.
-        _tune_sqlite(engine, busy_timeout_ms=0)
+        _tune_sqlite(engine, busy_timeout_ms=0, autocheckpoint=not background_checkpoints)
         return engine
     # Small per-process pools: several processes (and hosts) share the server's connection limit, and a burst
     # waits in the pool's queue rather than failing with "too many clients".
@@ -44,7 +56,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
                                pool_pre_ping=True, pool_recycle=3600)
 
 
-def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int, autocheckpoint: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transactions into our own hands so a write can begin IMMEDIATE (see `begin`).
@@ -55,6 +67,8 @@ def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -67,7 +67,7 @@ class PostgresConnection:
 HOT_CACHE_KIB = 65536
 
 
-def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
+def open_sqlite(path: str, *, busy_timeout_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     connection.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
@@ -75,14 +75,16 @@ def open_sqlite(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute(f"PRAGMA cache_size=-{HOT_CACHE_KIB}")
+    if not autocheckpoint:
+        connection.execute("PRAGMA wal_autocheckpoint=0")  # a WalCheckpointer copies the log back
     return connection
 
 
 class InlineSqlite:
     """SQLite on the event loop thread; raises Busy instead of waiting for another process's lock."""
 
-    def __init__(self, path: str) -> None:
-        self.connection = open_sqlite(path, busy_timeout_ms=0)
+    def __init__(self, path: str, *, autocheckpoint: bool) -> None:
+        self.connection = open_sqlite(path, busy_timeout_ms=0, autocheckpoint=autocheckpoint)
 
     def _call(self, function: Callable[[], Any]) -> Any:
         try:
@@ -126,17 +128,19 @@ class ThreadSqlite(InlineSqlite):
     that another unit, blocked on the same lock, is occupying.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, autocheckpoint: bool) -> None:
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psiturk-sqlite")
         self.connection = None  # type: ignore[assignment]
         self.path = path
+        self.autocheckpoint = autocheckpoint
 
     async def _in_thread(self, function: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.thread, function)
 
     async def open(self) -> ThreadSqlite:
         self.connection = await self._in_thread(
-            lambda: open_sqlite(self.path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS))
+            lambda: open_sqlite(self.path, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
+                                autocheckpoint=self.autocheckpoint))
         return self
 
     async def execute(self, sql: str, *params: Any) -> int:
@@ -179,10 +183,13 @@ class Runner:
     On PostgreSQL that is a small asyncpg pool of its own rather than the engine's: checking a connection out
     of SQLAlchemy's pool pings the server first (pool_pre_ping), a round trip that cost as much CPU as the
     statement. A connection the server dropped fails its statement instead (503, nothing written), and the
-    pool replaces it."""
+    pool replaces it.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    With `background_checkpoints`, its SQLite connections leave WAL checkpoints to a WalCheckpointer."""
+
+    def __init__(self, engine: AsyncEngine, *, background_checkpoints: bool = False) -> None:
         self.engine = engine
+        self.autocheckpoint = not background_checkpoints
         self.postgres = engine.dialect.name == "postgresql"
         self.sqlite_path = "" if self.postgres else str(Path(engine.url.database or ""))
         self._inline: InlineSqlite | None = None
@@ -203,7 +210,7 @@ class Runner:
             async with pool.acquire(timeout=POSTGRES_ACQUIRE_TIMEOUT_S) as connection:
                 return await work(PostgresConnection(connection))
         if self._inline is None:
-            self._inline = InlineSqlite(self.sqlite_path)
+            self._inline = InlineSqlite(self.sqlite_path, autocheckpoint=self.autocheckpoint)
         # The lock is usually held by this process's own session code for a millisecond or two: waiting on
         # the event loop and trying again is far cheaper than a thread blocked in SQLite's busy handler.
         delay, waited = BUSY_FIRST_WAIT_S, 0.0
@@ -214,7 +221,7 @@ class Runner:
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, BUSY_MAX_WAIT_S)
-        waiting = await ThreadSqlite(self.sqlite_path).open()
+        waiting = await ThreadSqlite(self.sqlite_path, autocheckpoint=self.autocheckpoint).open()
         try:
             return await work(waiting)
         finally:

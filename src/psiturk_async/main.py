@@ -14,12 +14,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from . import __version__
 from .api import admin, experiment, frontdoor, health, mturk
-from .db import create_engine, session_factory
+from .db import create_engine, session_factory, sqlite_file
 from .errors import install_error_handlers
 from .extensions import load_custom_code
 from .models import bind_table_names
 from .mturk.client import MTurkClients
 from .settings import Settings, load_settings
+from .sqlite_checkpoint import WalCheckpointer
 from .store import ParticipantStore
 from .templates import ProjectTemplates
 
@@ -29,10 +30,14 @@ access_log = logging.getLogger("psiturk_async.requests")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = create_engine(settings)
+    # The served SQLite file is checkpointed by a thread of its own, never by a commit on the event loop.
+    sqlite_path = sqlite_file(settings)
+    checkpointer = WalCheckpointer(sqlite_path).start() if sqlite_path else None
+    engine = create_engine(settings, background_checkpoints=checkpointer is not None)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
-    app.state.store = ParticipantStore(engine, settings.table_name)
+    app.state.store = ParticipantStore(engine, settings.table_name,
+                                       background_checkpoints=checkpointer is not None)
     app.state.started_at = time.time()
     app.state.participant_key = None
     app.state.mturk = MTurkClients(settings)  # connects on first use: the server runs without AWS credentials
@@ -42,6 +47,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.mturk.aclose()
         await app.state.store.aclose()
         await engine.dispose()
+        if checkpointer is not None:
+            checkpointer.stop()
         if app.state.custom.legacy is not None:
             app.state.custom.legacy.close()
 

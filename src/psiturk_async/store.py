@@ -97,8 +97,8 @@ def _in_list(values: Any) -> str:
 class ParticipantStore:
     """Statements for one participants table on one database, run by the fastest safe driver path."""
 
-    def __init__(self, engine: AsyncEngine, table: str) -> None:
-        self.runner = Runner(engine)
+    def __init__(self, engine: AsyncEngine, table: str, *, background_checkpoints: bool = False) -> None:
+        self.runner = Runner(engine, background_checkpoints=background_checkpoints)
         self.postgres = self.runner.postgres
         quoted = engine.dialect.identifier_preparer.quote(table)
         self.table = quoted
