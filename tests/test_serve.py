@@ -56,6 +56,24 @@ def test_serve_answers_health_docs_and_openapi(served: tuple[str, subprocess.Pop
     assert "/healthz" in httpx.get(f"{url}/openapi.json").json()["paths"]
 
 
+def test_serve_answers_back_to_back_on_one_connection_with_and_without_bodies(
+        served: tuple[str, subprocess.Popen]) -> None:
+    # Each response's head and body leave in one write (http_protocol.py); one without a body must too.
+    url, _process = served
+    with httpx.Client(base_url=url, timeout=30) as http:
+        script = http.get("/static/js/psiturk.js")
+        assert script.status_code == 200 and int(script.headers["content-length"]) == len(script.content) > 0
+        head = http.head("/static/css/style.css")
+        assert head.status_code == 200 and head.content == b""
+        style = http.get("/static/css/style.css")
+        again = http.get("/static/css/style.css", headers={"If-None-Match": style.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        for _ in range(3):
+            assert http.get("/consent", params={"hitId": "h", "assignmentId": "a", "workerId": "w",
+                                               "mode": "debug"}).status_code == 200
+        assert http.get("/sync/nobody").status_code in (403, 404)
+
+
 def test_serve_logs_requests_and_stops_on_sigterm(served: tuple[str, subprocess.Popen]) -> None:
     url, process = served
     httpx.get(f"{url}/ad?hitId=h&assignmentId=a&workerId=w&mode=debug&secret=leak")

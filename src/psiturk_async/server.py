@@ -88,5 +88,7 @@ def run(settings: Settings, *, host: str, port: int, workers: int) -> None:
         # The client address is taken from X-Forwarded-For only for `trusted_proxies` (identity.client_ip);
         # uvicorn's own proxy handling would trust any local peer.
         proxy_headers=False,
+        # uvicorn's httptools protocol, writing each response's head and body at once (http_protocol.py).
+        http="psiturk_async.http_protocol:CoalescingHttpToolsProtocol",
         **tls,
     )
