@@ -513,13 +513,19 @@ PSITURK_WROTE = {
 }
 
 
+async def started_with_record(client: httpx.AsyncClient, app: FastAPI, stored: str) -> str:
+    """A STARTED participant whose stored datastring is `stored`, written behind the server's back."""
+    uid = await arrive(client)
+    assert (await client.post("/inexp", data={"uniqueId": uid})).status_code == 200
+    await set_row(app, uid, datastring=stored)
+    return uid
+
+
 @pytest.mark.parametrize("stored", PSITURK_WROTE.values(), ids=PSITURK_WROTE.keys())
 async def test_a_datastring_psiturk_wrote_is_given_back_and_kept_on_resume(client: httpx.AsyncClient,
                                                                            app: FastAPI, stored: str) -> None:
     # psiTurk's Flask stored what Python's json allows; such a record is the participant's data all the same.
-    uid = await arrive(client)
-    assert (await client.post("/inexp", data={"uniqueId": uid})).status_code == 200
-    await set_row(app, uid, datastring=stored)
+    uid = await started_with_record(client, app, stored)
 
     response = await client.get(f"/sync/{uid}")
     assert response.status_code == 200 and response.text == stored
@@ -533,9 +539,7 @@ async def test_a_datastring_psiturk_wrote_is_given_back_and_kept_on_resume(clien
 async def test_a_save_over_a_datastring_psiturk_wrote_still_counts_its_trials(client: httpx.AsyncClient,
                                                                               app: FastAPI, stored: str) -> None:
     # SQLite cannot read these records, so its one-statement check fails and the save is judged in Python.
-    uid = await arrive(client)
-    assert (await client.post("/inexp", data={"uniqueId": uid})).status_code == 200
-    await set_row(app, uid, datastring=stored)
+    uid = await started_with_record(client, app, stored)
 
     shorter = await client.put(f"/sync/{uid}", json={"data": [], "questiondata": {}, "eventdata": []})
     assert shorter.status_code == 409 and shorter.json()["data_length"] == 1

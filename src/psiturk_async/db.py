@@ -56,19 +56,23 @@ def create_engine(settings: Settings, *, background_checkpoints: bool = False) -
                                pool_pre_ping=True, pool_recycle=3600)
 
 
+def sqlite_pragmas(*, busy_timeout_ms: int, autocheckpoint: bool = True) -> list[str]:
+    """What every SQLite connection of ours sets first, in this order (page_size must come before WAL).
+
+    Without `autocheckpoint` the connection never copies the WAL back itself: a WalCheckpointer does."""
+    return [f"PRAGMA page_size={SQLITE_PAGE_SIZE}", "PRAGMA journal_mode=WAL",
+            f"PRAGMA busy_timeout={busy_timeout_ms}", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
+            *([] if autocheckpoint else ["PRAGMA wal_autocheckpoint=0"])]
+
+
 def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int, autocheckpoint: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transactions into our own hands so a write can begin IMMEDIATE (see `begin`).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        for pragma in sqlite_pragmas(busy_timeout_ms=busy_timeout_ms, autocheckpoint=autocheckpoint):
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import SQLITE_BUSY_TIMEOUT_MS, SQLITE_PAGE_SIZE
+from .db import SQLITE_BUSY_TIMEOUT_MS, sqlite_pragmas
 from .sqlite_inline import BUSY_FIRST_WAIT_S, BUSY_MAX_WAIT_S, is_busy
 
 POSTGRES_POOL_SIZE = 5
@@ -75,15 +75,10 @@ HOT_MMAP_BYTES = 256 << 20
 
 def open_sqlite(path: str, *, busy_timeout_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-    connection.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
+    for pragma in sqlite_pragmas(busy_timeout_ms=busy_timeout_ms, autocheckpoint=autocheckpoint):
+        connection.execute(pragma)
     connection.execute(f"PRAGMA cache_size=-{HOT_CACHE_KIB}")
     connection.execute(f"PRAGMA mmap_size={HOT_MMAP_BYTES}")
-    if not autocheckpoint:
-        connection.execute("PRAGMA wal_autocheckpoint=0")  # a WalCheckpointer copies the log back
     return connection
 
 
