@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
+import time
 from contextlib import closing
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from participant_flow import arrive, browser, running_app
+from psiturk_async.db import sqlite_pragmas
 from psiturk_async.drivers import HOT_MMAP_BYTES
 from psiturk_async.settings import Settings
+from psiturk_async.sqlite_checkpoint import WalCheckpointer
+from psiturk_async.sqlite_inline import is_busy
 
 CHECKPOINTER = "psiturk-sqlite-checkpoint"
 
@@ -61,3 +66,38 @@ async def test_saved_data_reach_the_database_file_while_the_server_runs(settings
                 break
             await asyncio.sleep(0.1)
         assert stored is not None and len(stored) > 8_000_000
+
+
+def test_the_log_starts_again_while_saves_keep_coming(tmp_path) -> None:
+    # One record rewritten over and over, as a participant's saves do, with a short pause between writes (a
+    # server does other work between them). A PASSIVE checkpoint alone never lets the log rewind under such
+    # a stream: the -wal file then holds every byte ever written.
+    path = str(tmp_path / "saves.db")
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        for pragma in sqlite_pragmas(busy_timeout_ms=0, autocheckpoint=False):
+            writer.execute(pragma)
+        writer.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, body TEXT)")
+        writer.execute("INSERT INTO records VALUES (1, '')")
+        checkpointer = WalCheckpointer(path, every_s=0.05).start()
+        written = largest_log = saves = 0
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                body = f"{saves:08d}" + "x" * 8_000
+                try:
+                    writer.execute("UPDATE records SET body = ? WHERE id = 1", (body,))
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                    time.sleep(0.0005)  # the checkpointer holds the write lock a moment: wait, as the loop does
+                    continue
+                saves += 1
+                written += len(body)
+                largest_log = max(largest_log, os.path.getsize(path + "-wal"))
+                time.sleep(0.0002)
+        finally:
+            checkpointer.stop()
+        (stored,) = writer.execute("SELECT body FROM records").fetchone()
+    assert stored.startswith(f"{saves - 1:08d}")
+    assert written > 2_000_000, "too few saves to tell"
+    assert largest_log < written / 4, (largest_log, written)
