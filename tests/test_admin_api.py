@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from admin_data import AUTH, FIXTURE, FIXTURE_UID, TOKEN, golden_participants, insert, participant
 from conftest import started_app
@@ -210,6 +210,28 @@ async def test_a_listed_participant_has_psiturks_columns_but_not_its_data(app: F
                     "platform": "linux", "language": "en-US", "cond": 1, "counterbalance": 0, "codeversion": "1.0",
                     "beginhit": "2026-11-25T12:00:00Z", "beginexp": None, "endhit": None, "bonus": 0.0,
                     "status": 3, "status_name": "COMPLETED", "mode": "live"}
+
+
+async def test_a_page_of_participants_leaves_their_data_in_the_database(app: FastAPI,
+                                                                        admin: httpx.AsyncClient) -> None:
+    # A page holds up to 1,000 participants; their datastrings, tens of KiB each, are never shown there.
+    await insert(app, golden_participants()[:1])
+    statements: list[str] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        page = (await admin.get("/api/participants")).json()
+        assert [item["uniqueid"] for item in page["items"]] == [FIXTURE_UID]
+        listing = list(statements)
+        assert (await admin.get(f"/api/participants/{FIXTURE_UID}")).json()["data"] is not None
+    finally:
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", note)
+    assert any("FROM" in statement for statement in listing)
+    assert not any("datastring" in statement for statement in listing), listing
+    assert any("datastring" in statement for statement in statements[len(listing):])
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"status": "finished"}, {"conditon": 1}])

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from enum import IntEnum
 
 from sqlalchemy import Column, DateTime, Float, Index, Integer, String, Text
-from sqlalchemy.orm import deferred
 from sqlmodel import Field, SQLModel
 
 
@@ -64,8 +63,9 @@ class Participant(SQLModel, table=True):
     bonus: float | None = Field(default=0, sa_column=Column(Float, default=0))
     status: int | None = Field(default=Status.ALLOCATED, sa_column=Column(Integer, default=1))
     mode: str | None = Field(default=None, sa_column=Column(String(128)))
-    # Loaded only when asked for: it is by far the largest column.
-    datastring: str | None = Field(default=None, sa_column=deferred(Column(Text)))
+    # Loaded with the row: custom.py code reads it right after session.get, and an async session cannot load a
+    # column later on attribute access. Queries over many rows that do not need it defer it themselves.
+    datastring: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Hit(SQLModel, table=True):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import defer
 from sqlmodel import col
 
 from . import __version__
@@ -60,7 +60,9 @@ async def list_participants(session: AsyncSession, query: ParticipantQuery) -> P
     """One page of matching participants in uniqueid order, and how many match in all."""
     conditions = participant_conditions(query)
     total = await session.scalar(select(func.count()).select_from(Participant).where(*conditions))
-    page = select(Participant).where(*conditions).order_by(col(Participant.uniqueid)).limit(query.limit + 1)
+    # Without the datastrings, by far the largest column, which a page of summaries never shows.
+    page = (select(Participant).options(defer(col(Participant.datastring))).where(*conditions)
+            .order_by(col(Participant.uniqueid)).limit(query.limit + 1))
     if query.after is not None:
         page = page.where(col(Participant.uniqueid) > query.after)
     rows = list((await session.scalars(page)).all())
@@ -72,8 +74,7 @@ async def list_participants(session: AsyncSession, query: ParticipantQuery) -> P
 
 async def read_participant(session: AsyncSession, uniqueid: str) -> ParticipantDetail | None:
     """A participant with its datastring parsed; None when there is no such participant."""
-    row = await session.scalar(select(Participant).options(undefer(col(Participant.datastring)))
-                               .where(col(Participant.uniqueid) == uniqueid))
+    row = await session.scalar(select(Participant).where(col(Participant.uniqueid) == uniqueid))
     if row is None:
         return None
     data, problem = parse_datastring(row.datastring)
