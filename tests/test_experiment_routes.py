@@ -701,10 +701,24 @@ async def test_a_file_answered_at_the_door_is_what_the_router_sends(client: http
     assert plain.content == revalidating.content
     assert {name: plain.headers.get(name) for name in FILE_HEADERS} == {
         name: revalidating.headers.get(name) for name in FILE_HEADERS}
-    if path.startswith("/static/") and path != "/static/js/psiturk.js":
-        # The project's static folder also answers a revalidation with 304 (Starlette's StaticFiles).
-        unchanged = await client.get(path, headers={"If-None-Match": plain.headers["etag"]})
-        assert unchanged.status_code == 304
+    # A browser reloading the page revalidates what it cached: a current copy is answered 304, without a body.
+    for validator in ({"If-None-Match": plain.headers["etag"]}, {"If-None-Match": f'W/{plain.headers["etag"]}'},
+                      {"If-Modified-Since": plain.headers["last-modified"]}):
+        unchanged = await client.get(path, headers=validator)
+        assert unchanged.status_code == 304, validator
+        assert unchanged.content == b"" and unchanged.headers["etag"] == plain.headers["etag"]
+    changed = await client.get(path, headers={"If-None-Match": '"an-older-version"'})
+    assert changed.status_code == 200 and changed.content == plain.content
+
+
+@pytest.mark.parametrize("path", ["/static/js/psiturk.js", "/static/js/psiturk.mjs", "/static/js/task.js"])
+async def test_a_head_request_for_a_script_gets_its_headers(client: httpx.AsyncClient, path: str) -> None:
+    full = await client.get(path)
+    head = await client.head(path)
+
+    assert head.status_code == 200 and head.content == b""
+    assert {name: head.headers.get(name) for name in FILE_HEADERS} == {
+        name: full.headers.get(name) for name in FILE_HEADERS}
 
 
 async def test_an_edited_file_is_served_as_edited(client: httpx.AsyncClient, settings: Settings) -> None:

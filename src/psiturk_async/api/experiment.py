@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,8 @@ import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import Headers
+from starlette.staticfiles import NotModifiedResponse
 
 from .. import records, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
@@ -108,12 +111,41 @@ async def show_default(request: Request) -> Response:
     return _templates(request).render("default.html")
 
 
-@router.get("/favicon.ico", include_in_schema=False)
-async def show_favicon(settings: SettingsDep) -> Response:
+def _unchanged_since(file_headers: Headers, request_headers: Headers) -> bool:
+    """Whether the browser's copy is the file as it is now (its ETag, else its date, matches)."""
+    if_none_match = request_headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or file_headers["etag"] in tags
+    if_modified_since = request_headers.get("if-modified-since")
+    if if_modified_since is None:
+        return False
+    try:
+        return parsedate_to_datetime(if_modified_since) >= parsedate_to_datetime(file_headers["last-modified"])
+    except (TypeError, ValueError):
+        return False  # a date no one can read: send the file
+
+
+def send_file(request: Request, path: Path, missing: Exception, media_type: str | None = None) -> Response:
+    """A file as StaticFiles would send it: 304 Not Modified when the browser revalidates a current copy (a
+    reload does, for every script and page it cached), the headers only for HEAD, else the whole file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise missing from None
+    response = FileResponse(path, stat_result=stat, media_type=media_type, headers=STATIC_CACHE)
+    if _unchanged_since(response.headers, request.headers):
+        return NotModifiedResponse(response.headers)
+    return response
+
+
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+async def show_favicon(request: Request, settings: SettingsDep) -> Response:
     path = settings.project_dir / "static" / "favicon.ico"
+    missing = ApiError(404, "not_found", "no static/favicon.ico in this project")
     if not path.is_file():
-        raise ApiError(404, "not_found", "no static/favicon.ico in this project")
-    return FileResponse(path, headers=STATIC_CACHE)
+        raise missing
+    return send_file(request, path, missing)
 
 
 def client_file(name: str) -> Path:
@@ -124,14 +156,18 @@ def client_file(name: str) -> Path:
     raise FileNotFoundError(name)
 
 
-@router.get("/static/js/psiturk.js", include_in_schema=False)
-async def show_client_script() -> Response:
-    return FileResponse(client_file("psiturk.js"), media_type=JS_TYPE, headers=STATIC_CACHE)
+def _client(request: Request, name: str) -> Response:
+    return send_file(request, client_file(name), ApiError(404, "not_found", f"{name} is missing"), JS_TYPE)
 
 
-@router.get("/static/js/psiturk.mjs", include_in_schema=False)
-async def show_client_module() -> Response:
-    return FileResponse(client_file("psiturk.mjs"), media_type=JS_TYPE, headers=STATIC_CACHE)
+@router.api_route("/static/js/psiturk.js", methods=["GET", "HEAD"], include_in_schema=False)
+async def show_client_script(request: Request) -> Response:
+    return _client(request, "psiturk.js")
+
+
+@router.api_route("/static/js/psiturk.mjs", methods=["GET", "HEAD"], include_in_schema=False)
+async def show_client_module(request: Request) -> Response:
+    return _client(request, "psiturk.mjs")
 
 
 @router.get("/check_worker_status", response_model=StatusBody, responses=error_responses(400))
@@ -422,4 +458,4 @@ async def show_raw_page(path: str, request: Request) -> Response:
     found = _templates(request).raw_page(path)
     if found is None:
         raise ExperimentError("page_not_found")
-    return FileResponse(found, headers=STATIC_CACHE)
+    return send_file(request, found, ExperimentError("page_not_found"))
