@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from participant_flow import arrive, browser, running_app
+from psiturk_async import main
 from psiturk_async.db import sqlite_pragmas
 from psiturk_async.drivers import HOT_MMAP_BYTES
 from psiturk_async.settings import Settings
@@ -101,3 +102,16 @@ def test_the_log_starts_again_while_saves_keep_coming(tmp_path) -> None:
     assert stored.startswith(f"{saves - 1:08d}")
     assert written > 2_000_000, "too few saves to tell"
     assert largest_log < written / 4, (largest_log, written)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_checkpointer_stops_when_the_app_cannot_start(settings: Settings, monkeypatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("no engine today")
+
+    monkeypatch.setattr(main, "create_engine", refuse)
+    app = main.create_app(settings)
+    with pytest.raises(RuntimeError, match="no engine today"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert _checkpointers() == []

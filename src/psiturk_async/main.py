@@ -33,20 +33,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The served SQLite file is checkpointed by a thread of its own, never by a commit on the event loop.
     sqlite_path = sqlite_file(settings)
     checkpointer = WalCheckpointer(sqlite_path).start() if sqlite_path else None
-    engine = create_engine(settings, background_checkpoints=checkpointer is not None)
-    app.state.engine = engine
-    app.state.sessions = session_factory(engine)
-    app.state.store = ParticipantStore(engine, settings.table_name,
-                                       background_checkpoints=checkpointer is not None)
-    app.state.started_at = time.time()
-    app.state.participant_key = None
-    app.state.mturk = MTurkClients(settings)  # connects on first use: the server runs without AWS credentials
     try:
-        yield
+        engine = create_engine(settings, background_checkpoints=checkpointer is not None)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.store = ParticipantStore(engine, settings.table_name,
+                                           background_checkpoints=checkpointer is not None)
+        app.state.started_at = time.time()
+        app.state.participant_key = None
+        app.state.mturk = MTurkClients(settings)  # connects on first use: the server runs without AWS credentials
+        try:
+            yield
+        finally:
+            await app.state.mturk.aclose()
+            await app.state.store.aclose()
+            await engine.dispose()
     finally:
-        await app.state.mturk.aclose()
-        await app.state.store.aclose()
-        await engine.dispose()
+        # Also when the engine could not be made: the thread must not outlive a failed start.
         if checkpointer is not None:
             checkpointer.stop()
         if app.state.custom.legacy is not None:
