@@ -126,7 +126,7 @@ def _unchanged_since(file_headers: Headers, request_headers: Headers) -> bool:
         return False  # a date no one can read: send the file
 
 
-def send_file(request: Request, path: Path, missing: Exception, media_type: str | None = None) -> Response:
+def _send_file(request: Request, path: Path, missing: Exception, media_type: str | None = None) -> Response:
     """A file as StaticFiles would send it: 304 Not Modified when the browser revalidates a current copy (a
     reload does, for every script and page it cached), the headers only for HEAD, else the whole file."""
     try:
@@ -145,7 +145,7 @@ async def show_favicon(request: Request, settings: SettingsDep) -> Response:
     missing = ApiError(404, "not_found", "no static/favicon.ico in this project")
     if not path.is_file():
         raise missing
-    return send_file(request, path, missing)
+    return _send_file(request, path, missing)
 
 
 def client_file(name: str) -> Path:
@@ -157,7 +157,7 @@ def client_file(name: str) -> Path:
 
 
 def _client(request: Request, name: str) -> Response:
-    return send_file(request, client_file(name), ApiError(404, "not_found", f"{name} is missing"), JS_TYPE)
+    return _send_file(request, client_file(name), ApiError(404, "not_found", f"{name} is missing"), JS_TYPE)
 
 
 @router.api_route("/static/js/psiturk.js", methods=["GET", "HEAD"], include_in_schema=False)
@@ -458,4 +458,4 @@ async def show_raw_page(path: str, request: Request) -> Response:
     found = _templates(request).raw_page(path)
     if found is None:
         raise ExperimentError("page_not_found")
-    return send_file(request, found, ExperimentError("page_not_found"))
+    return _send_file(request, found, ExperimentError("page_not_found"))
