@@ -5,16 +5,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import Headers
-from starlette.staticfiles import NotModifiedResponse
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from .. import records, useragent
 from ..counterbalance import Cell, ConditionsFileError, choose_cell, read_conditions_file
@@ -111,19 +110,9 @@ async def show_default(request: Request) -> Response:
     return _templates(request).render("default.html")
 
 
-def _unchanged_since(file_headers: Headers, request_headers: Headers) -> bool:
-    """Whether the browser's copy is the file as it is now (its ETag, else its date, matches)."""
-    if_none_match = request_headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-        return "*" in tags or file_headers["etag"] in tags
-    if_modified_since = request_headers.get("if-modified-since")
-    if if_modified_since is None:
-        return False
-    try:
-        return parsedate_to_datetime(if_modified_since) >= parsedate_to_datetime(file_headers["last-modified"])
-    except (TypeError, ValueError):
-        return False  # a date no one can read: send the file
+# Starlette's revalidation rule (ETag, weak ETag, If-Modified-Since), the one the project's static/ folder
+# answers by; asked of an instance that serves no folder, so every file here is judged the same way.
+_REVALIDATION = StaticFiles(check_dir=False)
 
 
 def _send_file(request: Request, path: Path, missing: Exception, media_type: str | None = None) -> Response:
@@ -133,19 +122,18 @@ def _send_file(request: Request, path: Path, missing: Exception, media_type: str
         stat = path.stat()
     except OSError:
         raise missing from None
+    if not S_ISREG(stat.st_mode):
+        raise missing
     response = FileResponse(path, stat_result=stat, media_type=media_type, headers=STATIC_CACHE)
-    if _unchanged_since(response.headers, request.headers):
+    if _REVALIDATION.is_not_modified(response.headers, request.headers):
         return NotModifiedResponse(response.headers)
     return response
 
 
 @router.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
 async def show_favicon(request: Request, settings: SettingsDep) -> Response:
-    path = settings.project_dir / "static" / "favicon.ico"
-    missing = ApiError(404, "not_found", "no static/favicon.ico in this project")
-    if not path.is_file():
-        raise missing
-    return _send_file(request, path, missing)
+    return _send_file(request, settings.project_dir / "static" / "favicon.ico",
+                      ApiError(404, "not_found", "no static/favicon.ico in this project"))
 
 
 def client_file(name: str) -> Path:
