@@ -205,6 +205,20 @@ async def test_favicon_is_the_projects(client: httpx.AsyncClient, settings: Sett
     assert response.content == (settings.project_dir / "static" / "favicon.ico").read_bytes()
 
 
+@pytest.mark.parametrize("replacement", ["missing", "a folder"])
+async def test_a_project_without_a_favicon_answers_404(client: httpx.AsyncClient, settings: Settings,
+                                                       replacement: str) -> None:
+    icon = settings.project_dir / "static" / "favicon.ico"
+    icon.unlink()
+    if replacement == "a folder":
+        icon.mkdir()
+
+    response = await client.get("/favicon.ico")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
 async def test_complete_in_debug_mode_shows_the_complete_page(client: httpx.AsyncClient, app: FastAPI) -> None:
     uid = await arrive(client, mode="debug")
 
